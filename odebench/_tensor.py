@@ -1,0 +1,41 @@
+"""Small tensor helpers shared by every module: one dtype, one way to read a time argument."""
+
+from __future__ import annotations
+
+import torch
+
+DTYPE = torch.float64
+
+
+def as_time(t: torch.Tensor | float, *, like: torch.Tensor | None = None) -> torch.Tensor:
+    """Return ``t`` as a floating tensor (float64 unless ``like`` says otherwise).
+
+    Schedules and analytic problems accept a Python float, a 0-d tensor or a batch of times.
+    """
+    dtype = like.dtype if like is not None and like.is_floating_point() else DTYPE
+    device = like.device if like is not None else None
+    if isinstance(t, torch.Tensor):
+        if not t.is_floating_point():
+            t = t.to(DTYPE)
+        return t.to(dtype=dtype, device=device) if like is not None else t
+    return torch.as_tensor(float(t), dtype=dtype, device=device)
+
+
+def check_times_in(t: torch.Tensor, lo: float, hi: float, what: str) -> None:
+    """Raise ValueError unless every entry of ``t`` is finite and in [lo, hi]."""
+    if not bool(torch.isfinite(t).all()):
+        raise ValueError(f"{what}: times must be finite, got {t.tolist()}")
+    t_lo, t_hi = float(t.min()), float(t.max())
+    if t_lo < lo - 1e-12 or t_hi > hi + 1e-12:
+        raise ValueError(f"{what}: times must lie in [{lo:g}, {hi:g}], got [{t_lo:g}, {t_hi:g}]")
+
+
+def per_sample(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Shape a 0-d or (B,) coefficient so it broadcasts against a batch ``x`` of shape (B, ...)."""
+    if v.ndim == 0:
+        return v
+    if v.ndim == 1 and v.shape[0] == x.shape[0]:
+        return v.reshape((-1,) + (1,) * (x.ndim - 1))
+    raise ValueError(
+        f"time of shape {tuple(v.shape)} does not match a batch of shape {tuple(x.shape)}"
+    )

@@ -1,0 +1,122 @@
+"""Time grids for sampling: decreasing tensors from t_max down to t_min.
+
+``timesteps(n, spacing, ...)`` returns n + 1 times (n steps) for every spacing but "pndm", whose
+step count is fixed by the PNDM authors' integer rule (see below).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ._tensor import DTYPE
+from .schedules import Schedule
+from .schedules import get as get_schedule
+
+SPACINGS = {
+    "uniform": "uniform in t",
+    "quadratic": "t_min + (t_max - t_min) u^2, u uniform: dense near the data (DDIM's 'quad')",
+    "lambda": "uniform in log-SNR lambda (DPM-Solver's 'logSNR'); needs a schedule",
+    "karras": "sigma_tilde^(1/rho) uniform (Karras et al. 2022, rho = 7); needs a schedule",
+    "pndm": "the PNDM authors' integer grid range(0, T, T // S) then the clean-data end t = 0",
+}
+
+
+def timesteps(
+    n: int,
+    spacing: str = "uniform",
+    t_max: float | None = None,
+    t_min: float | None = None,
+    *,
+    schedule: Schedule | str | None = None,
+    rho: float = 7.0,
+    T: int | None = None,
+) -> torch.Tensor:
+    """A strictly decreasing float64 grid of sampling times.
+
+    >>> timesteps(4, t_max=1.0, t_min=0.2).tolist()
+    [1.0, 0.8, 0.6000000000000001, 0.4, 0.2]
+
+    ``t_max`` defaults to the schedule's upper end (1, or the clipping point of "cosine"),
+    ``t_min`` to 1e-3. "lambda" and "karras" need ``schedule``. "pndm" reproduces the grid of
+    Liu et al.'s code for S = ``n`` sampling steps on a T-step table: the training indices
+    range(0, T, T // S) visited from the top, mapped to t = (i + 1) / T, followed by t = 0 (the
+    final step to clean data); its length is len(range(0, T, T // S)) + 1.
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"number of steps must be a positive integer, got {n!r}")
+    if spacing not in SPACINGS:
+        raise ValueError(f"unknown spacing {spacing!r} (choose from {', '.join(SPACINGS)})")
+    sched = get_schedule(schedule) if schedule is not None else None
+    if spacing == "pndm":
+        return _pndm_grid(n, T if T is not None else (sched.T if sched else None) or 1000,
+                          t_max, t_min)
+    hi = sched.t_hi if sched is not None else 1.0
+    lo = sched.t_lo if sched is not None else 0.0
+    t_max = hi if t_max is None else float(t_max)
+    t_min = 1e-3 if t_min is None else float(t_min)
+    if not lo <= t_min < t_max <= hi:
+        raise ValueError(
+            f"need {lo:g} <= t_min < t_max <= {hi:g}, got t_min={t_min}, t_max={t_max}"
+        )
+    u = torch.linspace(1.0, 0.0, n + 1, dtype=DTYPE)
+    if spacing == "uniform":
+        ts = t_min + (t_max - t_min) * u
+    elif spacing == "quadratic":
+        ts = t_min + (t_max - t_min) * u**2
+    else:
+        if sched is None:
+            raise ValueError(f"spacing {spacing!r} needs a schedule (schedule=...)")
+        ts = _schedule_spaced(sched, spacing, u, t_max, t_min, rho)
+    ts[0], ts[-1] = t_max, t_min
+    check_grid(ts)
+    return ts
+
+
+def _schedule_spaced(sched: Schedule, spacing: str, u, t_max, t_min, rho) -> torch.Tensor:
+    if spacing == "lambda":
+        l_hi, l_lo = sched.lambda_(t_min), sched.lambda_(t_max)
+        return sched.t_from_lambda(l_lo + (l_hi - l_lo) * (1.0 - u))
+    if rho <= 0:
+        raise ValueError(f"rho must be positive, got {rho}")
+    s_max = float(sched.sigma_tilde(t_max)) ** (1.0 / rho)
+    s_min = float(sched.sigma_tilde(t_min)) ** (1.0 / rho)
+    return sched.t_from_sigma_tilde((s_min + (s_max - s_min) * u) ** rho)
+
+
+def _pndm_grid(steps: int, T: int, t_max, t_min) -> torch.Tensor:
+    if t_max is not None or t_min is not None:
+        raise ValueError("the 'pndm' grid fixes its own end points; leave t_max and t_min unset")
+    if steps > T:
+        raise ValueError(f"'pndm' grid: at most T = {T} steps, got {steps}")
+    seq = torch.arange(0, T, T // steps, dtype=DTYPE)
+    ts = torch.cat([torch.flip(seq + 1.0, [0]) / T, torch.zeros(1, dtype=DTYPE)])
+    check_grid(ts)
+    return ts
+
+
+def check_grid(ts: torch.Tensor, schedule: Schedule | None = None) -> torch.Tensor:
+    """Raise ValueError unless ``ts`` is a 1-D, finite, strictly decreasing grid inside [0, 1]
+    (and inside the schedule's domain when one is given)."""
+    if not isinstance(ts, torch.Tensor):
+        ts = torch.as_tensor(ts, dtype=DTYPE)
+    if ts.ndim != 1 or ts.numel() < 2:
+        raise ValueError(
+            f"a time grid must be 1-D with at least 2 points, got shape {tuple(ts.shape)}"
+        )
+    if not bool(torch.isfinite(ts).all()):
+        raise ValueError("a time grid must be finite")
+    diffs = ts[1:] - ts[:-1]
+    if not bool((diffs < 0).all()):
+        k = int(torch.nonzero(diffs >= 0)[0])
+        raise ValueError(
+            f"a time grid must be strictly decreasing (sampling runs from t_max to t_min); "
+            f"t[{k}] = {float(ts[k]):g} is followed by t[{k + 1}] = {float(ts[k + 1]):g}"
+        )
+    lo, hi = (schedule.t_lo, schedule.t_hi) if schedule is not None else (0.0, 1.0)
+    if float(ts[-1]) < lo or float(ts[0]) > hi:
+        where = f"schedule {schedule.name!r}" if schedule is not None else "[0, 1]"
+        raise ValueError(
+            f"time grid [{float(ts[-1]):g}, {float(ts[0]):g}] leaves the domain of {where}: "
+            f"[{lo:g}, {hi:g}]"
+        )
+    return ts.to(DTYPE)

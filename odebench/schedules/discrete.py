@@ -1,0 +1,111 @@
+"""Discrete 1000-step schedule tables and how they are evaluated between integers.
+
+Time convention for a table of T betas (index i = 0 .. T-1, the model's training index):
+
+    t = (i + 1) / T,     and t = 0 carries alpha_bar = 1 (clean data).
+
+So abar(t_j) for the knots t_j = j / T is the "padded" table [1, abar_0, ..., abar_{T-1}] that
+the DDIM / PNDM code and diffusers' ``set_alpha_to_one`` use, t = 1 is the last training step,
+and continuous and discrete schedules share the same meaning of t = 0. (DPM-Solver maps its
+discrete schedules the same way: t_n = (n + 1) / N.) A network trained on index i is called
+at t = (i + 1) / T.
+
+Between the knots, log abar is interpolated, by a choice the user makes explicit:
+
+- ``"cubic"`` (default): a C^2 cubic spline of log abar through the T + 1 knots, so beta is
+  continuous and the probability-flow ODE is smooth enough for order studies with steps
+  coarser than 1 / T;
+- ``"linear"``: piecewise-linear log abar, i.e. beta constant on each [j/T, (j+1)/T) (the
+  interpolation of DPM-Solver's discrete wrapper). beta is right-continuous at the knots.
+
+At the knots both return the table exactly.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from scipy.interpolate import CubicSpline
+
+from .._tensor import DTYPE
+from .base import Schedule
+
+INTERPOLATIONS = ("cubic", "linear")
+
+
+class DiscreteSchedule(Schedule):
+    """A table of betas with an explicit interpolation of log abar between knots t = j / T."""
+
+    def __init__(self, betas, name: str, interpolation: str = "cubic", description: str = ""):
+        betas = np.asarray(betas, dtype=np.float64)
+        if betas.ndim != 1 or betas.size < 2:
+            raise ValueError("betas must be a 1-D table of at least 2 entries")
+        if not np.all((betas > 0) & (betas < 1)):
+            raise ValueError("every beta must lie in (0, 1)")
+        if interpolation not in INTERPOLATIONS:
+            raise ValueError(
+                f"unknown interpolation {interpolation!r} (choose from {', '.join(INTERPOLATIONS)})"
+            )
+        self.name, self.interpolation, self.T = name, interpolation, int(betas.size)
+        self.description = description or f"discrete table of {betas.size} betas"
+        self.betas = torch.as_tensor(betas, dtype=DTYPE)
+        knots_t = np.arange(betas.size + 1) / betas.size
+        knots_log = np.concatenate([[0.0], np.cumsum(np.log1p(-betas))])
+        self.knots_t = torch.as_tensor(knots_t, dtype=DTYPE)
+        self.knots_log_alpha_bar = torch.as_tensor(knots_log, dtype=DTYPE)
+        if interpolation == "cubic":
+            spline = CubicSpline(knots_t, knots_log, bc_type="not-a-knot")
+            self._coef = torch.as_tensor(spline.c, dtype=DTYPE)  # (4, T): highest power first
+            fine = np.linspace(0.0, 1.0, 20 * betas.size + 1)
+            if np.any(spline(fine, 1) >= 0):
+                raise ValueError(
+                    f"{name}: the cubic interpolant of log abar is not decreasing; "
+                    "use interpolation='linear'"
+                )
+
+    @property
+    def alphas_cumprod(self) -> torch.Tensor:
+        """The table abar_i, i = 0 .. T-1 (as training code stores it)."""
+        return torch.exp(self.knots_log_alpha_bar[1:])
+
+    def _locate(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        j = torch.clamp(torch.floor(t * self.T).long(), 0, self.T - 1)
+        return j, t - self.knots_t[j]
+
+    def _log_alpha_bar(self, t):
+        j, dt = self._locate(t)
+        if self.interpolation == "linear":
+            slope = (self.knots_log_alpha_bar[j + 1] - self.knots_log_alpha_bar[j]) * self.T
+            return self.knots_log_alpha_bar[j] + slope * dt
+        c = self._coef[:, j]
+        return ((c[0] * dt + c[1]) * dt + c[2]) * dt + c[3]
+
+    def _beta(self, t):
+        j, dt = self._locate(t)
+        if self.interpolation == "linear":
+            return -(self.knots_log_alpha_bar[j + 1] - self.knots_log_alpha_bar[j]) * self.T
+        c = self._coef[:, j]
+        return -((3.0 * c[0] * dt + 2.0 * c[1]) * dt + c[2])
+
+    def t_of_index(self, i) -> torch.Tensor:
+        """Continuous time of training index i: t = (i + 1) / T."""
+        return (torch.as_tensor(i, dtype=DTYPE) + 1.0) / self.T
+
+
+def ddpm_linear_betas(T: int = 1000, start: float = 1e-4, end: float = 0.02) -> np.ndarray:
+    """Ho et al. (2020): betas linspace(1e-4, 0.02, T)."""
+    return np.linspace(start, end, T, dtype=np.float64)
+
+
+def scaled_linear_betas(T: int = 1000, start: float = 0.00085, end: float = 0.012) -> np.ndarray:
+    """Stable Diffusion: betas linspace(sqrt(start), sqrt(end), T) ** 2."""
+    return np.linspace(math.sqrt(start), math.sqrt(end), T, dtype=np.float64) ** 2
+
+
+def cosine_betas(T: int = 1000, s: float = 0.008, max_beta: float = 0.999) -> np.ndarray:
+    """Nichol & Dhariwal (2021): beta_i = min(1 - f((i+1)/T) / f(i/T), max_beta)."""
+    u = np.arange(T + 1, dtype=np.float64) / T
+    f = np.cos((u + s) / (1.0 + s) * math.pi / 2.0) ** 2
+    return np.minimum(1.0 - f[1:] / f[:-1], max_beta)
