@@ -1,0 +1,77 @@
+"""Solvers by name: ``odebench.solvers.get("f-pndm")``.
+
+Each is a composition of a gradient part (a tableau or Adams-Bashforth weights with a
+warm-up) and a transfer part (``linear`` or ``ddim``); see ``odebench list``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from . import classical, pndm
+from .base import Divergence, Solution, Solver
+from .multistep import MultistepSolver
+from .pf import AdaptiveReference
+from .runge_kutta import RungeKuttaSolver
+from .solve import solve
+
+_FACTORIES: dict[str, Callable[..., Solver]] = {
+    "ddim": pndm.ddim,
+    "pie": pndm.pie,
+    "prk": pndm.prk,
+    "s-pndm": pndm.s_pndm,
+    "f-pndm": pndm.f_pndm,
+    "pndm-ramp": pndm.ipndm_ramp,
+    "euler": classical.euler,
+    "heun": classical.heun,
+    "rk4": classical.rk4,
+    "ab2": classical.ab2,
+    "ab3": classical.ab3,
+    "fon": classical.fon,
+    "pf": AdaptiveReference,
+}
+
+#: Other names for the same method.
+ALIASES = {"plms": "f-pndm", "ab4": "fon"}
+
+#: The paper's family, in the order studies show it.
+PAPER_FAMILY = ("ddim", "s-pndm", "f-pndm", "fon")
+
+
+def names(include_aliases: bool = False) -> list[str]:
+    out = list(_FACTORIES)
+    return out + list(ALIASES) if include_aliases else out
+
+
+def get(name: str | Solver, **options) -> Solver:
+    """A solver by name (or alias); ``options`` go to its constructor (e.g. ``rtol`` for pf,
+    ``weights="variable"`` for the multistep methods)."""
+    if isinstance(name, Solver):
+        if options:
+            raise ValueError("solver options need a solver name, not a Solver object")
+        return name
+    key = ALIASES.get(name, name)
+    try:
+        factory = _FACTORIES[key]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"unknown solver {name!r} (choose from {', '.join(names(include_aliases=True))})"
+        ) from None
+    try:
+        return factory(**options)
+    except TypeError as err:
+        raise ValueError(f"solver {key!r}: bad options {sorted(options)} ({err})") from None
+
+__all__ = [
+    "ALIASES",
+    "PAPER_FAMILY",
+    "AdaptiveReference",
+    "Divergence",
+    "MultistepSolver",
+    "RungeKuttaSolver",
+    "Solution",
+    "Solver",
+    "get",
+    "names",
+    "solve",
+]

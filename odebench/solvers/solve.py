@@ -1,0 +1,77 @@
+"""``odebench.solve``: run a solver over a grid, count model evaluations, catch divergence."""
+
+from __future__ import annotations
+
+import torch
+
+from ..grids import check_grid
+from ..schedules import Schedule
+from ..schedules import get as get_schedule
+from .base import Divergence, EpsModel, Solution, Solver
+
+
+class CountingModel:
+    """Wraps an eps model: counts calls, checks the output shape, passes t as a 0-d tensor."""
+
+    def __init__(self, model: EpsModel):
+        if not callable(model):
+            raise ValueError("model must be callable as model(x, t) -> eps")
+        self.model, self.calls = model, 0
+
+    def __call__(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        eps = self.model(x, t)
+        if not isinstance(eps, torch.Tensor) or eps.shape != x.shape:
+            got = tuple(eps.shape) if isinstance(eps, torch.Tensor) else type(eps).__name__
+            raise ValueError(f"model returned eps of shape {got} for x of shape {tuple(x.shape)}")
+        return eps
+
+
+def solve(
+    solver: str | Solver,
+    model: EpsModel,
+    schedule: Schedule | str,
+    x: torch.Tensor,
+    ts,
+    *,
+    trajectory: bool = False,
+    **options,
+) -> Solution:
+    """Integrate the probability-flow ODE of ``model`` from ts[0] down to ts[-1].
+
+    ``solver`` is a name (``options`` go to its constructor) or a Solver. ``model(x, t)``
+    returns eps for a batch x at a 0-d time t. A step that produces a non-finite state ends the
+    run: the Solution records where (``diverged``) and carries NaN from there on.
+    """
+    from . import get as get_solver
+
+    solver = get_solver(solver, **options) if isinstance(solver, str) else solver
+    if options and not isinstance(solver, Solver):
+        raise ValueError("solver options need a solver name")
+    sched = get_schedule(schedule)
+    ts = check_grid(torch.as_tensor(ts), sched)
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.ndim < 1:
+        raise ValueError("x must be a floating-point tensor with a batch dimension first")
+    steps = len(ts) - 1
+    if steps < solver.min_steps:
+        raise ValueError(
+            f"{solver.name} needs at least {solver.min_steps} steps "
+            f"(warm-up: {solver.warmup}), got {steps}"
+        )
+    counter = CountingModel(model)
+    states = [x] if trajectory else None
+    diverged = None
+    current = x
+    for n, current in enumerate(solver.iterate(counter, sched, x, ts), start=1):
+        if trajectory:
+            states.append(current)
+        if not bool(torch.isfinite(current).all()):
+            diverged = Divergence(n, float(ts[n - 1]), float(ts[n]))
+            break
+    if diverged is not None:
+        current = torch.full_like(x, float("nan"))
+        if trajectory:
+            states.extend(current for _ in range(steps + 1 - len(states)))
+    traj = torch.stack(states) if trajectory else None
+    return Solution(x=current, nfe=counter.calls, ts=ts, solver=solver.name, trajectory=traj,
+                    diverged=diverged)
