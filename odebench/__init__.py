@@ -1,11 +1,11 @@
 """odebench: diffusion samplers measured as ODE solvers.
 
-    import odebench as ob
-    sched = ob.schedules.get("linear")
-    prob = ob.problems.get("gmm-2d", schedule=sched)
-    ts = ob.timesteps(50, spacing="uniform", t_max=1.0, t_min=1e-3)
-    sol = ob.solve("f-pndm", prob.eps, sched, prob.sample_marginal(64, ts[0]), ts)
-    sol.x, sol.nfe
+import odebench as ob
+sched = ob.schedules.get("linear")
+prob = ob.problems.get("gmm-2d", schedule=sched)
+ts = ob.timesteps(50, spacing="uniform", t_max=1.0, t_min=1e-3)
+sol = ob.solve("f-pndm", prob.eps, sched, prob.sample_marginal(64, ts[0]), ts)
+sol.x, sol.nfe
 """
 
 from . import grids, ode, problems, schedules, solvers

@@ -48,8 +48,9 @@ def timesteps(
         raise ValueError(f"unknown spacing {spacing!r} (choose from {', '.join(SPACINGS)})")
     sched = get_schedule(schedule) if schedule is not None else None
     if spacing == "pndm":
-        return _pndm_grid(n, T if T is not None else (sched.T if sched else None) or 1000,
-                          t_max, t_min)
+        return _pndm_grid(
+            n, T if T is not None else (sched.T if sched else None) or 1000, t_max, t_min
+        )
     hi = sched.t_hi if sched is not None else 1.0
     lo = sched.t_lo if sched is not None else 0.0
     t_max = hi if t_max is None else float(t_max)

@@ -26,8 +26,7 @@ def test_each_spacing_is_uniform_in_its_variable():
     u = ob.timesteps(n, "uniform", hi, lo)
     torch.testing.assert_close(u[:-1] - u[1:], torch.full((n,), (hi - lo) / n, dtype=D))
     q = ob.timesteps(n, "quadratic", hi, lo)
-    torch.testing.assert_close(((q - lo) / (hi - lo)).sqrt(), torch.linspace(1, 0, n + 1,
-                                                                              dtype=D))
+    torch.testing.assert_close(((q - lo) / (hi - lo)).sqrt(), torch.linspace(1, 0, n + 1, dtype=D))
     lam = sched.lambda_(ob.timesteps(n, "lambda", hi, lo, schedule=sched))
     torch.testing.assert_close(lam[1:] - lam[:-1], (lam[-1] - lam[0]).expand(n) / n)
     rho = 7.0

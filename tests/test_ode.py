@@ -54,8 +54,7 @@ def test_exact_gaussian_flow_moves_along_the_rhs(name):
         h = 1e-5
         fd = (prob.flow(x, 0.8, t + h) - prob.flow(x, 0.8, t - h)) / (2 * h)
         here = prob.flow(x, 0.8, t)
-        torch.testing.assert_close(fd, rhs(prob.eps, prob.schedule, here, t), rtol=1e-6,
-                                   atol=1e-8)
+        torch.testing.assert_close(fd, rhs(prob.eps, prob.schedule, here, t), rtol=1e-6, atol=1e-8)
 
 
 @pytest.mark.parametrize("var", ["lambda", "sigma_tilde"])

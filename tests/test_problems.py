@@ -44,8 +44,7 @@ def test_eps_is_minus_sigma_grad_log_density(seed, d, K, kind, schedule, t):
     prob = random_gmm(seed, d, K, kind, schedule)
     assert prob.kind == kind
     g = torch.Generator().manual_seed(seed + 1)
-    x = torch.cat([prob.sample_marginal(64, t, g), 3.0 * torch.randn(8, d, generator=g,
-                                                                      dtype=D)])
+    x = torch.cat([prob.sample_marginal(64, t, g), 3.0 * torch.randn(8, d, generator=g, dtype=D)])
     eps, ref = prob.eps(x, t), autograd_eps(prob, x, t)
     err = (eps - ref).norm(dim=1) / ref.norm(dim=1).clamp_min(1e-8)
     assert float(err.max()) < 1e-10
@@ -83,8 +82,9 @@ def test_gmm_samples_have_the_mixture_moments():
 
 
 def test_log_prob_integrates_to_one_in_1d():
-    prob = GaussianMixture(torch.tensor([[-1.0], [2.0]]), torch.tensor([0.05, 0.3]),
-                           torch.tensor([0.4, 0.6]))
+    prob = GaussianMixture(
+        torch.tensor([[-1.0], [2.0]]), torch.tensor([0.05, 0.3]), torch.tensor([0.4, 0.6])
+    )
     grid = torch.linspace(-12, 12, 200001, dtype=D)[:, None]
     for t in (0.01, 0.5):
         dens = prob.log_prob(grid, t).exp()
@@ -97,7 +97,7 @@ def test_per_sample_times_match_scalar_times():
     t = torch.tensor([0.2, 0.5, 0.2, 0.9, 0.5, 0.2], dtype=D)
     batched = prob.eps(x, t)
     for i in range(6):
-        torch.testing.assert_close(batched[i], prob.eps(x[i: i + 1], t[i])[0])
+        torch.testing.assert_close(batched[i], prob.eps(x[i : i + 1], t[i])[0])
 
 
 @pytest.mark.parametrize("schedule", ["linear", "cosine", "edm", "ddpm-linear-1000"])
@@ -144,8 +144,12 @@ def test_dirac_eps_is_the_constant_noise_along_its_trajectory():
         s = prob.schedule
         x = s.alpha(t) * prob.mean + s.sigma(t) * noise
         torch.testing.assert_close(prob.eps(x, t), noise, rtol=1e-12, atol=1e-12)
-        torch.testing.assert_close(prob.flow(x, t, 0.3), s.alpha(0.3) * prob.mean
-                                   + s.sigma(0.3) * noise, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(
+            prob.flow(x, t, 0.3),
+            s.alpha(0.3) * prob.mean + s.sigma(0.3) * noise,
+            rtol=1e-12,
+            atol=1e-12,
+        )
 
 
 def test_quadrature_field_flow_solves_its_ode():
@@ -155,8 +159,7 @@ def test_quadrature_field_flow_solves_its_ode():
     for t in (0.8, 0.3):
         fd = (q.flow(x, 0.9, t + h) - q.flow(x, 0.9, t - h)) / (2 * h)
         here = q.flow(x, 0.9, t)
-        torch.testing.assert_close(fd, ob.ode.rhs(q.eps, q.schedule, here, t), rtol=1e-6,
-                                   atol=1e-8)
+        torch.testing.assert_close(fd, ob.ode.rhs(q.eps, q.schedule, here, t), rtol=1e-6, atol=1e-8)
     assert torch.equal(q.eps(x, 0.5), q.eps(x + 10.0, 0.5))
 
 
@@ -165,12 +168,18 @@ def test_quadrature_field_flow_solves_its_ode():
     [
         (lambda: GaussianMixture(torch.zeros(2), torch.ones(2)), r"means must have shape"),
         (lambda: GaussianMixture(torch.zeros(2, 3), torch.ones(3)), r"variances must have"),
-        (lambda: GaussianMixture(torch.zeros(2, 2), torch.ones(2), torch.tensor([0.5, 0.6])),
-         "sum to 1"),
-        (lambda: GaussianMixture(torch.zeros(1, 2), torch.tensor([[[1.0, 2.0], [2.0, 1.0]]])),
-         "positive semi-definite"),
-        (lambda: GaussianMixture(torch.zeros(1, 2), torch.tensor([[[1.0, 0.3], [0.0, 1.0]]])),
-         "symmetric"),
+        (
+            lambda: GaussianMixture(torch.zeros(2, 2), torch.ones(2), torch.tensor([0.5, 0.6])),
+            "sum to 1",
+        ),
+        (
+            lambda: GaussianMixture(torch.zeros(1, 2), torch.tensor([[[1.0, 2.0], [2.0, 1.0]]])),
+            "positive semi-definite",
+        ),
+        (
+            lambda: GaussianMixture(torch.zeros(1, 2), torch.tensor([[[1.0, 0.3], [0.0, 1.0]]])),
+            "symmetric",
+        ),
         (lambda: Gaussian(torch.zeros(3), torch.eye(2)), "cov must be"),
         (lambda: ob.problems.get("gmm-3d"), "unknown problem 'gmm-3d'"),
     ],

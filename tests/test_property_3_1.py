@@ -14,8 +14,7 @@ import odebench as ob
 from odebench.problems import Dirac
 
 D = torch.float64
-PSEUDO = [n for n in ob.solvers.names()
-          if n != "pf" and ob.solvers.get(n).transfer.name == "ddim"]
+PSEUDO = [n for n in ob.solvers.names() if n != "pf" and ob.solvers.get(n).transfer.name == "ddim"]
 
 
 @st.composite
@@ -47,8 +46,12 @@ def test_the_pseudo_family_is_what_we_think():
 
 
 @pytest.mark.parametrize("solver", PSEUDO)
-@given(data=st.data(), schedule=st.sampled_from(ob.schedules.names()),
-       seed=st.integers(0, 2**20), d=st.integers(1, 6))
+@given(
+    data=st.data(),
+    schedule=st.sampled_from(ob.schedules.names()),
+    seed=st.integers(0, 2**20),
+    d=st.integers(1, 6),
+)
 def test_pseudo_methods_are_exact_on_dirac_data(solver, data, schedule, seed, d):
     sched = ob.schedules.get(schedule)
     ts = data.draw(grids(sched))
@@ -59,8 +62,9 @@ def test_pseudo_methods_are_exact_on_dirac_data(solver, data, schedule, seed, d)
     sol = ob.solve(solver, prob.eps, sched, x_T, ts, trajectory=True)
     exact = sched.alpha(ts)[:, None, None] * prob.mean + sched.sigma(ts)[:, None, None] * noise
     # Relative to the size of the two parts of x_t (a state may pass near 0 in 1-d).
-    scale = (sched.alpha(ts)[:, None] * prob.mean.norm() + sched.sigma(ts)[:, None]
-             * noise.norm(dim=-1))
+    scale = sched.alpha(ts)[:, None] * prob.mean.norm() + sched.sigma(ts)[:, None] * noise.norm(
+        dim=-1
+    )
     rel = (sol.trajectory - exact).norm(dim=-1) / scale
     assert float(rel.max()) < 1e-12
 
@@ -76,8 +80,9 @@ def test_classical_methods_are_not_exact_there(solver):
 
 
 @pytest.mark.parametrize("schedule", ["linear", "cosine", "scaled-linear", "ddpm-linear-1000"])
-@pytest.mark.parametrize("spacing,steps", [("uniform", 10), ("uniform", 50), ("quadratic", 20),
-                                           ("lambda", 25)])
+@pytest.mark.parametrize(
+    "spacing,steps", [("uniform", 10), ("uniform", 50), ("quadratic", 20), ("lambda", 25)]
+)
 def test_exact_on_the_grids_people_use(schedule, spacing, steps):
     sched = ob.schedules.get(schedule)
     ts = ob.timesteps(steps, spacing, t_min=1e-3, schedule=sched)

@@ -49,8 +49,9 @@ def test_derived_quantities_agree(name):
     torch.testing.assert_close(s.alpha(t) ** 2, abar, rtol=1e-14, atol=0)
     torch.testing.assert_close(s.sigma(t) ** 2, 1 - abar, rtol=1e-12, atol=1e-15)
     torch.testing.assert_close(s.sigma_tilde(t), torch.exp(-s.lambda_(t)), rtol=1e-13, atol=0)
-    torch.testing.assert_close(s.lambda_(t), torch.log(s.alpha(t) / s.sigma(t)), rtol=1e-12,
-                               atol=1e-12)
+    torch.testing.assert_close(
+        s.lambda_(t), torch.log(s.alpha(t) / s.sigma(t)), rtol=1e-12, atol=1e-12
+    )
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -84,8 +85,11 @@ def test_linear_is_the_limit_of_ddpm():
 
 @pytest.mark.parametrize(
     "name,betas",
-    [("ddpm-linear-1000", ddpm_linear_betas()), ("scaled-linear-1000", scaled_linear_betas()),
-     ("cosine-1000", cosine_betas())],
+    [
+        ("ddpm-linear-1000", ddpm_linear_betas()),
+        ("scaled-linear-1000", scaled_linear_betas()),
+        ("cosine-1000", cosine_betas()),
+    ],
 )
 @pytest.mark.parametrize("interp", ["cubic", "linear"])
 def test_discrete_tables_hit_their_knots(name, betas, interp):
@@ -93,8 +97,7 @@ def test_discrete_tables_hit_their_knots(name, betas, interp):
     s = ob.schedules.get(name, interpolation=interp)
     cumprod = np.cumprod(1.0 - betas)
     i = torch.arange(0, 1000, 37)
-    np.testing.assert_allclose(s.alpha_bar(s.t_of_index(i)).numpy(), cumprod[i.numpy()],
-                               rtol=1e-12)
+    np.testing.assert_allclose(s.alpha_bar(s.t_of_index(i)).numpy(), cumprod[i.numpy()], rtol=1e-12)
     np.testing.assert_allclose(s.alphas_cumprod.numpy(), cumprod, rtol=1e-12)
 
 

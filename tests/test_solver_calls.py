@@ -30,8 +30,14 @@ def four(ts, n):
 
 def expected_times(name: str, ts: list[float]) -> list[float]:
     N = len(ts) - 1
-    warm = {"s-pndm": (two, 1), "ab2": (two, 1), "ab3": (four, 2), "f-pndm": (four, 3),
-            "fon": (four, 3), "pndm-ramp": (one, 0)}
+    warm = {
+        "s-pndm": (two, 1),
+        "ab2": (two, 1),
+        "ab3": (four, 2),
+        "f-pndm": (four, 3),
+        "fon": (four, 3),
+        "pndm-ramp": (one, 0),
+    }
     every = {"ddim": one, "euler": one, "pie": two, "heun": two, "prk": four, "rk4": four}
     if name in every:
         return [t for n in range(N) for t in every[name](ts, n)]
@@ -39,10 +45,20 @@ def expected_times(name: str, ts: list[float]) -> list[float]:
     return [t for n in range(w) for t in rule(ts, n)] + [ts[n] for n in range(w, N)]
 
 
-NFE = {"ddim": lambda N: N, "euler": lambda N: N, "pie": lambda N: 2 * N,
-       "heun": lambda N: 2 * N, "prk": lambda N: 4 * N, "rk4": lambda N: 4 * N,
-       "s-pndm": lambda N: N + 1, "ab2": lambda N: N + 1, "ab3": lambda N: N + 6,
-       "f-pndm": lambda N: N + 9, "fon": lambda N: N + 9, "pndm-ramp": lambda N: N}
+NFE = {
+    "ddim": lambda N: N,
+    "euler": lambda N: N,
+    "pie": lambda N: 2 * N,
+    "heun": lambda N: 2 * N,
+    "prk": lambda N: 4 * N,
+    "rk4": lambda N: 4 * N,
+    "s-pndm": lambda N: N + 1,
+    "ab2": lambda N: N + 1,
+    "ab3": lambda N: N + 6,
+    "f-pndm": lambda N: N + 9,
+    "fon": lambda N: N + 9,
+    "pndm-ramp": lambda N: N,
+}
 SOLVERS = [n for n in ob.solvers.names() if n != "pf"]
 
 

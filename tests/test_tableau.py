@@ -45,8 +45,9 @@ def test_butcher_form_of_rk4():
 def test_variable_weights_reduce_to_fixed_on_equal_steps(k):
     h = -0.01
     nodes = 0.5 - h * np.arange(k)  # newest first, older nodes lie behind (larger t)
-    np.testing.assert_allclose(ab_variable_weights(nodes, 0.5, 0.5 + h), AB_FIXED[k],
-                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        ab_variable_weights(nodes, 0.5, 0.5 + h), AB_FIXED[k], rtol=1e-12, atol=1e-12
+    )
 
 
 @pytest.mark.parametrize("k", [1, 2, 3, 4])

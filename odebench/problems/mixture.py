@@ -32,16 +32,20 @@ class GaussianMixture(Problem):
     ('isotropic', 1)
     """
 
-    def __init__(self, means, variances, weights=None, schedule: Schedule | str = "linear",
-                 name: str = "gmm"):
+    def __init__(
+        self, means, variances, weights=None, schedule: Schedule | str = "linear", name: str = "gmm"
+    ):
         super().__init__(schedule)
         means = torch.as_tensor(means, dtype=DTYPE)
         if means.ndim != 2:
             raise ValueError(f"means must have shape (K, d), got {tuple(means.shape)}")
         K, d = means.shape
         variances = torch.as_tensor(variances, dtype=DTYPE)
-        weights = torch.full((K,), 1.0 / K, dtype=DTYPE) if weights is None else torch.as_tensor(
-            weights, dtype=DTYPE)
+        weights = (
+            torch.full((K,), 1.0 / K, dtype=DTYPE)
+            if weights is None
+            else torch.as_tensor(weights, dtype=DTYPE)
+        )
         if weights.shape != (K,):
             raise ValueError(f"weights must have shape ({K},), got {tuple(weights.shape)}")
         if not bool((weights > 0).all()) or abs(float(weights.sum()) - 1.0) > 1e-6:
@@ -86,9 +90,11 @@ class GaussianMixture(Problem):
 
     def posterior(self, x: torch.Tensor, t) -> torch.Tensor:
         """Responsibilities P(k | x_t = x), shape (B, K)."""
+
         def at(x, t):
             _, _, log_norm = self._terms(x, t)
             return torch.softmax(self.log_weights + log_norm, dim=-1)
+
         return _per_time(at, self._check_x(x), t)
 
     @property

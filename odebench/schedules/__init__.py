@@ -26,14 +26,23 @@ _FACTORIES: dict[str, Callable[..., Schedule]] = {
     "cosine-s0": lambda **kw: CosineVP(s=0.0, name="cosine-s0", **kw),
     "edm": lambda **kw: SigmaLinearVP(**kw),
     "ddpm-linear-1000": lambda **kw: DiscreteSchedule(
-        ddpm_linear_betas(), "ddpm-linear-1000",
-        description="DDPM betas linspace(1e-4, 0.02, 1000), t = (i + 1) / 1000", **kw),
+        ddpm_linear_betas(),
+        "ddpm-linear-1000",
+        description="DDPM betas linspace(1e-4, 0.02, 1000), t = (i + 1) / 1000",
+        **kw,
+    ),
     "scaled-linear-1000": lambda **kw: DiscreteSchedule(
-        scaled_linear_betas(), "scaled-linear-1000",
-        description="Stable Diffusion betas, 1000 steps, t = (i + 1) / 1000", **kw),
+        scaled_linear_betas(),
+        "scaled-linear-1000",
+        description="Stable Diffusion betas, 1000 steps, t = (i + 1) / 1000",
+        **kw,
+    ),
     "cosine-1000": lambda **kw: DiscreteSchedule(
-        cosine_betas(), "cosine-1000",
-        description="Nichol & Dhariwal cosine betas capped at 0.999, t = (i + 1) / 1000", **kw),
+        cosine_betas(),
+        "cosine-1000",
+        description="Nichol & Dhariwal cosine betas capped at 0.999, t = (i + 1) / 1000",
+        **kw,
+    ),
 }
 
 

@@ -113,4 +113,3 @@ def _bisect_decreasing(f, target: torch.Tensor, lo: float, hi: float) -> torch.T
         a = torch.where(above, mid, a)
         b = torch.where(above, b, mid)
     return 0.5 * (a + b)
-

@@ -43,12 +43,21 @@ class ScaledLinearVP(Schedule):
     c = sqrt(beta_end) - sqrt(beta_start). abar(1) ~ 4.8e-3: the terminal SNR is not zero.
     """
 
-    def __init__(self, beta_start: float = 0.00085, beta_end: float = 0.012, T: int = 1000,
-                 name: str = "scaled-linear"):
+    def __init__(
+        self,
+        beta_start: float = 0.00085,
+        beta_end: float = 0.012,
+        T: int = 1000,
+        name: str = "scaled-linear",
+    ):
         if not 0 < beta_start < beta_end:
             raise ValueError(f"need 0 < beta_start < beta_end, got {beta_start}, {beta_end}")
         self.r0, self.c, self.steps, self.name = (
-            math.sqrt(beta_start), math.sqrt(beta_end) - math.sqrt(beta_start), int(T), name)
+            math.sqrt(beta_start),
+            math.sqrt(beta_end) - math.sqrt(beta_start),
+            int(T),
+            name,
+        )
         self.description = f"Stable Diffusion scaled-linear {beta_start:g}..{beta_end:g}, T={T}"
 
     def _log_alpha_bar(self, t):

@@ -62,6 +62,7 @@ def get(name: str | Solver, **options) -> Solver:
     except TypeError as err:
         raise ValueError(f"solver {key!r}: bad options {sorted(options)} ({err})") from None
 
+
 __all__ = [
     "ALIASES",
     "PAPER_FAMILY",

@@ -68,8 +68,9 @@ class Solver(ABC):
         return 1
 
     @abstractmethod
-    def iterate(self, model: EpsModel, sched: Schedule, x: torch.Tensor,
-                ts: torch.Tensor) -> Iterator[torch.Tensor]:
+    def iterate(
+        self, model: EpsModel, sched: Schedule, x: torch.Tensor, ts: torch.Tensor
+    ) -> Iterator[torch.Tensor]:
         """Yield the state after each step: at ts[1], ts[2], ..., ts[-1]."""
 
     @property

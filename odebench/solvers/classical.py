@@ -18,37 +18,78 @@ HNW = "Hairer, Norsett & Wanner 1993, Solving ODEs I"
 
 def euler() -> RungeKuttaSolver:
     """Explicit Euler on dx/dt = f(x, t). Order 1; NFE = N."""
-    return RungeKuttaSolver("euler", EULER, LinearTransfer(), order=1, citation=HNW,
-                            summary="explicit Euler on the PF-ODE; order 1")
+    return RungeKuttaSolver(
+        "euler",
+        EULER,
+        LinearTransfer(),
+        order=1,
+        citation=HNW,
+        summary="explicit Euler on the PF-ODE; order 1",
+    )
 
 
 def heun() -> RungeKuttaSolver:
     """Heun's method (explicit trapezoid). Order 2; NFE = 2N."""
-    return RungeKuttaSolver("heun", HEUN, LinearTransfer(), order=2, citation=HNW,
-                            summary="Heun (explicit trapezoid) on the PF-ODE; order 2")
+    return RungeKuttaSolver(
+        "heun",
+        HEUN,
+        LinearTransfer(),
+        order=2,
+        citation=HNW,
+        summary="Heun (explicit trapezoid) on the PF-ODE; order 2",
+    )
 
 
 def rk4() -> RungeKuttaSolver:
     """The classical fourth-order Runge-Kutta method. Order 4; NFE = 4N."""
-    return RungeKuttaSolver("rk4", RK4, LinearTransfer(), order=4, citation=HNW,
-                            summary="classical RK4 on the PF-ODE; order 4")
+    return RungeKuttaSolver(
+        "rk4",
+        RK4,
+        LinearTransfer(),
+        order=4,
+        citation=HNW,
+        summary="classical RK4 on the PF-ODE; order 4",
+    )
 
 
 def ab2(weights: str = "fixed") -> MultistepSolver:
     """AB2 after one Heun step (the classical twin of S-PNDM). Order 2; NFE = N + 1."""
-    return MultistepSolver("ab2", LinearTransfer(), 2, RungeKuttaWarmup(HEUN, 1), order=2,
-                           citation=HNW, summary="Adams-Bashforth 2, Heun warm-up; order 2")
+    return MultistepSolver(
+        "ab2",
+        LinearTransfer(),
+        2,
+        RungeKuttaWarmup(HEUN, 1),
+        order=2,
+        weights=weights,
+        citation=HNW,
+        summary="Adams-Bashforth 2, Heun warm-up; order 2",
+    )
 
 
 def ab3(weights: str = "fixed") -> MultistepSolver:
     """AB3 after two RK4 steps. Order 3; NFE = N + 6."""
-    return MultistepSolver("ab3", LinearTransfer(), 3, RungeKuttaWarmup(RK4, 2), order=3,
-                           citation=HNW, summary="Adams-Bashforth 3, RK4 warm-up; order 3")
+    return MultistepSolver(
+        "ab3",
+        LinearTransfer(),
+        3,
+        RungeKuttaWarmup(RK4, 2),
+        order=3,
+        weights=weights,
+        citation=HNW,
+        summary="Adams-Bashforth 3, RK4 warm-up; order 3",
+    )
 
 
 def fon(weights: str = "fixed") -> MultistepSolver:
     """FON: three RK4 steps, then AB4, on the ODE itself (Liu et al. 2022's classical baseline;
     the classical twin of F-PNDM). Order 4; NFE = N + 9."""
-    return MultistepSolver("fon", LinearTransfer(), 4, RungeKuttaWarmup(RK4, 3), order=4,
-                           citation=HNW + "; Liu et al. 2022 (FON)",
-                           summary="FON = AB4 after 3 RK4 steps, on the PF-ODE; order 4")
+    return MultistepSolver(
+        "fon",
+        LinearTransfer(),
+        4,
+        RungeKuttaWarmup(RK4, 3),
+        order=4,
+        weights=weights,
+        citation=HNW + "; Liu et al. 2022 (FON)",
+        summary="FON = AB4 after 3 RK4 steps, on the PF-ODE; order 4",
+    )

@@ -40,8 +40,11 @@ class RungeKuttaWarmup:
         return self.tableau.order + 1
 
     def describe(self, pseudo: bool) -> str:
-        kind = {"euler": "Euler", "heun": "PIE" if pseudo else "Heun",
-                "rk4": "PRK" if pseudo else "RK4"}[self.tableau.name]
+        kind = {
+            "euler": "Euler",
+            "heun": "PIE" if pseudo else "Heun",
+            "rk4": "PRK" if pseudo else "RK4",
+        }[self.tableau.name]
         return f"{self.steps} {kind} step{'s' if self.steps > 1 else ''}"
 
 
@@ -65,9 +68,18 @@ class MultistepSolver(Solver):
     history in the transfer's own variable (t for the linear transfer, sigma_tilde for DDIM).
     """
 
-    def __init__(self, name: str, transfer: Transfer, k: int,
-                 warmup: RungeKuttaWarmup | RampWarmup, order: int, citation: str,
-                 summary: str, weights: str = "fixed", gradient_order: int | None = None):
+    def __init__(
+        self,
+        name: str,
+        transfer: Transfer,
+        k: int,
+        warmup: RungeKuttaWarmup | RampWarmup,
+        order: int,
+        citation: str,
+        summary: str,
+        weights: str = "fixed",
+        gradient_order: int | None = None,
+    ):
         if k not in AB_FIXED:
             raise ValueError(f"Adams-Bashforth order must be 1..4, got {k}")
         if weights not in WEIGHTS:
@@ -75,8 +87,9 @@ class MultistepSolver(Solver):
         self.name, self.transfer, self.k, self._warmup = name, transfer, k, warmup
         self.weights = weights
         self.order = order
-        self.gradient_order = gradient_order if gradient_order is not None else min(
-            k, warmup.global_order)
+        self.gradient_order = (
+            gradient_order if gradient_order is not None else min(k, warmup.global_order)
+        )
         self.citation, self._summary = citation, summary
         self.warmup = warmup.describe(pseudo=transfer.name == "ddim")
 
@@ -98,22 +111,31 @@ class MultistepSolver(Solver):
         if self.weights == "fixed":
             return AB_FIXED[m]
         var = time_variable(self.transfer.variable)
-        nodes = var.of_t(sched, ts[n - m + 1: n + 1].flip(0)).numpy()
+        nodes = var.of_t(sched, ts[n - m + 1 : n + 1].flip(0)).numpy()
         v_to = float(var.of_t(sched, ts[n + 1]))
         return tuple(ab_variable_weights(np.asarray(nodes), float(nodes[0]), v_to))
 
+    def ab_step(self, model, sched, x, ts, n: int, history: list[torch.Tensor]) -> torch.Tensor:
+        """The Adams-Bashforth step n (from ts[n] to ts[n+1]) with the earlier slopes
+        ``history`` (oldest first, slopes at ts[n-len(history)] .. ts[n-1]); appends the new
+        slope at (x, ts[n]) to ``history``. Also used to measure local errors from an exact
+        history."""
+        t, s = ts[n], ts[n + 1]
+        history.append(self.transfer.slope(sched, x, t, model(x, t)))
+        m = min(self.k, len(history))
+        w = self._ab_weights(sched, ts, n, m)
+        return self.transfer.step(sched, x, combine(w, history[::-1][:m]), t, s)
+
     def iterate(self, model, sched, x, ts) -> Iterator[torch.Tensor]:
-        history: list[torch.Tensor] = []  # newest last
+        history: list[torch.Tensor] = []  # oldest first
         warm = self._warmup
         for n in range(len(ts) - 1):
-            t, s = ts[n], ts[n + 1]
             if isinstance(warm, RungeKuttaWarmup) and n < warm.steps:
-                x, first_slope = rk_step(warm.tableau, self.transfer, model, sched, x, t, s)
+                x, first_slope = rk_step(
+                    warm.tableau, self.transfer, model, sched, x, ts[n], ts[n + 1]
+                )
                 history.append(first_slope)
             else:
-                history.append(self.transfer.slope(sched, x, t, model(x, t)))
-                m = min(self.k, len(history))
-                w = self._ab_weights(sched, ts, n, m)
-                x = self.transfer.step(sched, x, combine(w, history[::-1][:m]), t, s)
+                x = self.ab_step(model, sched, x, ts, n, history)
             del history[: -self.k]
             yield x

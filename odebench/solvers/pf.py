@@ -25,14 +25,24 @@ class AdaptiveReference(Solver):
     adaptive = True
     citation = "Hairer, Norsett & Wanner 1993 (DOP853); scipy.integrate.solve_ivp"
 
-    def __init__(self, rtol: float = 1e-12, atol: float = 1e-12, method: str = "DOP853",
-                 variable: str = "auto"):
+    def __init__(
+        self,
+        rtol: float = 1e-12,
+        atol: float = 1e-12,
+        method: str = "DOP853",
+        variable: str = "auto",
+    ):
         if not (rtol > 0 and atol > 0):
             raise ValueError("rtol and atol must be positive")
         if variable != "auto" and variable not in TIME_VARIABLES:
             raise ValueError(f"variable must be 'auto' or one of {', '.join(TIME_VARIABLES)}")
         self.name, self.rtol, self.atol, self.method, self.variable = (
-            "pf", rtol, atol, method, variable)
+            "pf",
+            rtol,
+            atol,
+            method,
+            variable,
+        )
         self.warmup = "none (adaptive)"
         self.last_stats: dict | None = None
 
@@ -58,10 +68,21 @@ class AdaptiveReference(Solver):
             state = torch.from_numpy(y.copy()).reshape(shape).to(dtype)
             return var.rhs(model, sched, state, v).to(torch.float64).reshape(-1).numpy()
 
-        sol = solve_ivp(fun, (vs[0], vs[-1]), y0, method=self.method, t_eval=vs[1:],
-                        rtol=self.rtol, atol=self.atol)
-        self.last_stats = {"status": sol.status, "message": sol.message, "nfev": sol.nfev,
-                           "variable": name}
+        sol = solve_ivp(
+            fun,
+            (vs[0], vs[-1]),
+            y0,
+            method=self.method,
+            t_eval=vs[1:],
+            rtol=self.rtol,
+            atol=self.atol,
+        )
+        self.last_stats = {
+            "status": sol.status,
+            "message": sol.message,
+            "nfev": sol.nfev,
+            "variable": name,
+        }
         for i in range(len(ts) - 1):
             if i < sol.y.shape[1]:
                 y = torch.from_numpy(sol.y[:, i].copy()).reshape(shape).to(dtype)

@@ -25,8 +25,14 @@ def ddim() -> RungeKuttaSolver:
     Song, Meng, Ermon, "Denoising Diffusion Implicit Models", ICLR 2021 (eta = 0); read as the
     pseudo Euler method in Liu et al. (2022), Sec. 3.2. Global order 1. NFE = N.
     """
-    return RungeKuttaSolver("ddim", EULER, DDIMTransfer(), order=1, citation=PAPER,
-                            summary="DDIM (eta=0) = pseudo Euler; order 1 (Song et al. 2021)")
+    return RungeKuttaSolver(
+        "ddim",
+        EULER,
+        DDIMTransfer(),
+        order=1,
+        citation=PAPER,
+        summary="DDIM (eta=0) = pseudo Euler; order 1 (Song et al. 2021)",
+    )
 
 
 def pie() -> RungeKuttaSolver:
@@ -34,8 +40,14 @@ def pie() -> RungeKuttaSolver:
 
     Liu et al. (2022), Sec. 3.3. Global order 2. NFE = 2N.
     """
-    return RungeKuttaSolver("pie", HEUN, DDIMTransfer(), order=2, citation=PAPER,
-                            summary="pseudo improved Euler (PIE); order 2, 2 NFE/step")
+    return RungeKuttaSolver(
+        "pie",
+        HEUN,
+        DDIMTransfer(),
+        order=2,
+        citation=PAPER,
+        summary="pseudo improved Euler (PIE); order 2, 2 NFE/step",
+    )
 
 
 def prk() -> RungeKuttaSolver:
@@ -44,8 +56,14 @@ def prk() -> RungeKuttaSolver:
     Stage times t, t - delta/2, t - delta/2, t - delta; e' = (e1 + 2 e2 + 2 e3 + e4) / 6.
     Global order 2 (Property 3.2; gradient part of order 4). NFE = 4N.
     """
-    return RungeKuttaSolver("prk", RK4, DDIMTransfer(), order=2, citation=PAPER,
-                            summary="pseudo Runge-Kutta (PRK, Eq. 12); order 2, 4 NFE/step")
+    return RungeKuttaSolver(
+        "prk",
+        RK4,
+        DDIMTransfer(),
+        order=2,
+        citation=PAPER,
+        summary="pseudo Runge-Kutta (PRK, Eq. 12); order 2, 4 NFE/step",
+    )
 
 
 def s_pndm(weights: str = "fixed") -> MultistepSolver:
@@ -53,8 +71,16 @@ def s_pndm(weights: str = "fixed") -> MultistepSolver:
 
     Liu et al. (2022), Sec. 3.3 / Property 3.2: global order 2. NFE = N + 1.
     """
-    return MultistepSolver("s-pndm", DDIMTransfer(), 2, RungeKuttaWarmup(HEUN, 1), order=2,
-                           citation=PAPER, summary="S-PNDM: PIE warm-up, pseudo AB2; order 2")
+    return MultistepSolver(
+        "s-pndm",
+        DDIMTransfer(),
+        2,
+        RungeKuttaWarmup(HEUN, 1),
+        order=2,
+        weights=weights,
+        citation=PAPER,
+        summary="S-PNDM: PIE warm-up, pseudo AB2; order 2",
+    )
 
 
 def f_pndm(weights: str = "fixed") -> MultistepSolver:
@@ -63,9 +89,16 @@ def f_pndm(weights: str = "fixed") -> MultistepSolver:
 
     Liu et al. (2022): global order 2 (Property 3.2). NFE = N + 9. Also known as PLMS.
     """
-    return MultistepSolver("f-pndm", DDIMTransfer(), 4, RungeKuttaWarmup(RK4, 3), order=2,
-                           citation=PAPER,
-                           summary="F-PNDM = PLMS: 3 PRK warm-up steps, pseudo AB4; order 2")
+    return MultistepSolver(
+        "f-pndm",
+        DDIMTransfer(),
+        4,
+        RungeKuttaWarmup(RK4, 3),
+        order=2,
+        weights=weights,
+        citation=PAPER,
+        summary="F-PNDM = PLMS: 3 PRK warm-up steps, pseudo AB4; order 2",
+    )
 
 
 def ipndm_ramp(weights: str = "fixed") -> MultistepSolver:
@@ -75,6 +108,13 @@ def ipndm_ramp(weights: str = "fixed") -> MultistepSolver:
     Euler first step limits the global order to 2 even where the gradient part is of order 4.
     NFE = N.
     """
-    return MultistepSolver("pndm-ramp", DDIMTransfer(), 4, RampWarmup(3), order=2,
-                           citation="Zhang & Chen 2023 (DEIS, iPNDM warm-up)",
-                           summary="pseudo AB4 with the AB1..AB3 ramp (iPNDM start); order 2")
+    return MultistepSolver(
+        "pndm-ramp",
+        DDIMTransfer(),
+        4,
+        RampWarmup(3),
+        order=2,
+        weights=weights,
+        citation="Zhang & Chen 2023 (DEIS, iPNDM warm-up)",
+        summary="pseudo AB4 with the AB1..AB3 ramp (iPNDM start); order 2",
+    )

@@ -34,9 +34,15 @@ def combine(weights, values: list[torch.Tensor]) -> torch.Tensor:
     return total
 
 
-def rk_step(tableau: Tableau, transfer: Transfer, model: EpsModel, sched: Schedule,
-            x: torch.Tensor, t: torch.Tensor, s: torch.Tensor
-            ) -> tuple[torch.Tensor, torch.Tensor]:
+def rk_step(
+    tableau: Tableau,
+    transfer: Transfer,
+    model: EpsModel,
+    sched: Schedule,
+    x: torch.Tensor,
+    t: torch.Tensor,
+    s: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """One step of ``tableau`` with ``transfer`` from t to s: (new x, slope of stage 1)."""
     slopes: list[torch.Tensor] = []
     for c, row in zip(tableau.c, tableau.a, strict=True):
@@ -49,8 +55,15 @@ def rk_step(tableau: Tableau, transfer: Transfer, model: EpsModel, sched: Schedu
 class RungeKuttaSolver(Solver):
     """A (pseudo) Runge-Kutta method: every step runs all stages of the tableau."""
 
-    def __init__(self, name: str, tableau: Tableau, transfer: Transfer, order: int,
-                 citation: str, summary: str):
+    def __init__(
+        self,
+        name: str,
+        tableau: Tableau,
+        transfer: Transfer,
+        order: int,
+        citation: str,
+        summary: str,
+    ):
         self.name, self.tableau, self.transfer = name, tableau, transfer
         self.order, self.gradient_order = order, tableau.order
         self.citation, self._summary = citation, summary

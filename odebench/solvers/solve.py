@@ -73,5 +73,6 @@ def solve(
         if trajectory:
             states.extend(current for _ in range(steps + 1 - len(states)))
     traj = torch.stack(states) if trajectory else None
-    return Solution(x=current, nfe=counter.calls, ts=ts, solver=solver.name, trajectory=traj,
-                    diverged=diverged)
+    return Solution(
+        x=current, nfe=counter.calls, ts=ts, solver=solver.name, trajectory=traj, diverged=diverged
+    )

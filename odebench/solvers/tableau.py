@@ -77,8 +77,12 @@ def _conditions_hold(tab: Tableau, order: int) -> bool:
         1: [(b.sum(), 1)],
         2: [(b @ c, Fraction(1, 2))],
         3: [(b @ c**2, Fraction(1, 3)), (b @ A @ c, Fraction(1, 6))],
-        4: [(b @ c**3, Fraction(1, 4)), (b @ (c * (A @ c)), Fraction(1, 8)),
-            (b @ A @ c**2, Fraction(1, 12)), (b @ A @ A @ c, Fraction(1, 24))],
+        4: [
+            (b @ c**3, Fraction(1, 4)),
+            (b @ (c * (A @ c)), Fraction(1, 8)),
+            (b @ A @ c**2, Fraction(1, 12)),
+            (b @ A @ A @ c, Fraction(1, 24)),
+        ],
     }.get(order)
     if conditions is None:
         return False

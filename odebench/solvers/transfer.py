@@ -25,12 +25,14 @@ class Transfer(ABC):
     description: str
 
     @abstractmethod
-    def slope(self, sched: Schedule, x: torch.Tensor, t: torch.Tensor,
-              eps: torch.Tensor) -> torch.Tensor: ...
+    def slope(
+        self, sched: Schedule, x: torch.Tensor, t: torch.Tensor, eps: torch.Tensor
+    ) -> torch.Tensor: ...
 
     @abstractmethod
-    def step(self, sched: Schedule, x: torch.Tensor, g: torch.Tensor, t: torch.Tensor,
-             s: torch.Tensor) -> torch.Tensor: ...
+    def step(
+        self, sched: Schedule, x: torch.Tensor, g: torch.Tensor, t: torch.Tensor, s: torch.Tensor
+    ) -> torch.Tensor: ...
 
     def __repr__(self) -> str:
         return f"<Transfer {self.name}>"
