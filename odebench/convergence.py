@@ -1,0 +1,132 @@
+"""Global and local errors of a solver against a reference, ready for an order fit.
+
+Global error: solve from t_max to t_min with N steps for each N of a ladder and compare with
+the reference (RMS over samples of the end-point error by default; also the worst sample and
+the worst time along the path). Local error: one step of size h from a point on the exact
+trajectory (multistep methods get a history of exact evaluations), at several times t0, so a
+loss of order near t = 0 shows as a region, not an average. Every row says whether the
+reference was accurate enough to judge it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from ._tensor import DTYPE
+from .grids import timesteps
+from .metrics import max_error, path_error, rms_error
+from .reference import Reference, reference, union_times
+from .schedules import Schedule
+from .solvers import MultistepSolver, RungeKuttaSolver, Solver, solve
+from .solvers.runge_kutta import rk_step
+
+#: Times at which local errors are measured (those inside (t_min, t_max) are used).
+LOCAL_T0 = (0.8, 0.4, 0.1, 0.01, 0.001)
+
+
+def ladder_grids(
+    steps: Sequence[int], spacing: str, t_max: float, t_min: float, schedule: Schedule
+) -> dict[int, torch.Tensor]:
+    return {int(n): timesteps(int(n), spacing, t_max, t_min, schedule=schedule) for n in steps}
+
+
+def global_errors(
+    solver: Solver,
+    eps,
+    schedule: Schedule,
+    x_T: torch.Tensor,
+    grids: dict[int, torch.Tensor],
+    ref: Reference,
+) -> list[dict]:
+    """One row per step count: errors of ``solver`` on each grid against ``ref``."""
+    rows = []
+    for n, ts in grids.items():
+        sol = solve(solver, eps, schedule, x_T, ts, trajectory=True)
+        ref_path = torch.stack([ref.at(t) for t in ts])
+        err = rms_error(sol.x, ref.at(ts[-1]))
+        rows.append(
+            {
+                "steps": n,
+                "nfe": sol.nfe,
+                "h": float(ts[0] - ts[-1]) / n,
+                "error_rms": err,
+                "error_max": max_error(sol.x, ref.at(ts[-1])),
+                "error_path": path_error(sol.trajectory, ref_path),
+                "ref_accuracy": ref.accuracy_at(ts[-1]),
+                "reliable": bool(ref.reliable(err, ts[-1])) if err == err else False,
+                "diverged_step": sol.diverged.step if sol.diverged else None,
+                "diverged_t": sol.diverged.t_to if sol.diverged else None,
+            }
+        )
+    return rows
+
+
+def local_plan(
+    t_max: float, t_min: float, n_h: int = 6, t0s: Sequence[float] = LOCAL_T0
+) -> dict[float, list[float]]:
+    """For each t0 in (t_min, t_max): step sizes H, H/2, ... with room for a 3-step history
+    above t0 (t0 + 3H <= t_max) and the step below it (t0 - H >= t_min)."""
+    plan = {}
+    for t0 in t0s:
+        if not t_min < t0 < t_max:
+            continue
+        big = min(0.5 * t0, (t_max - t0) / 3.0, t0 - t_min, 0.1)
+        plan[t0] = [big / 2**j for j in range(n_h)]
+    return plan
+
+
+def local_times(plan: dict[float, list[float]], t_max: float) -> torch.Tensor:
+    """Every time the local measurements need the exact state at, with t_max first."""
+    pts = [t_max]
+    for t0, hs in plan.items():
+        for h in hs:
+            pts += [t0 + j * h for j in range(4)] + [t0 - h]
+    return union_times(torch.tensor(pts, dtype=DTYPE))
+
+
+def one_step_from_exact(
+    solver: Solver, eps, schedule: Schedule, ref: Reference, t0: float, h: float
+) -> torch.Tensor:
+    """The state one step of size h below t0, started on the exact trajectory."""
+    if isinstance(solver, MultistepSolver):
+        k = solver.k
+        ts = torch.tensor([t0 + j * h for j in range(k - 1, 0, -1)] + [t0, t0 - h], dtype=DTYPE)
+        history = []
+        for t in ts[: k - 1]:
+            x = ref.at(t)
+            history.append(solver.transfer.slope(schedule, x, t, eps(x, t)))
+        return solver.ab_step(eps, schedule, ref.at(t0), ts, k - 1, history)
+    if isinstance(solver, RungeKuttaSolver):
+        t, s = torch.tensor(t0, dtype=DTYPE), torch.tensor(t0 - h, dtype=DTYPE)
+        return rk_step(solver.tableau, solver.transfer, eps, schedule, ref.at(t0), t, s)[0]
+    raise ValueError(f"local errors are not defined for {solver.name!r}")
+
+
+def local_errors(
+    solver: Solver, eps, schedule: Schedule, ref: Reference, plan: dict[float, list[float]]
+) -> list[dict]:
+    rows = []
+    for t0, hs in plan.items():
+        for h in hs:
+            x = one_step_from_exact(solver, eps, schedule, ref, t0, h)
+            err = rms_error(x, ref.at(t0 - h))
+            rows.append(
+                {
+                    "t0": t0,
+                    "h": h,
+                    "error_rms": err,
+                    "ref_accuracy": ref.accuracy_at(t0 - h),
+                    "reliable": bool(ref.reliable(err, t0 - h)) if err == err else False,
+                }
+            )
+    return rows
+
+
+def global_reference(problem, schedule: Schedule, x_T, grids, tol: float, model=None):
+    return reference(problem, schedule, x_T, union_times(*grids.values()), tol=tol, model=model)
+
+
+def local_reference(problem, schedule: Schedule, x_T, plan, t_max: float, tol: float, model=None):
+    return reference(problem, schedule, x_T, local_times(plan, t_max), tol=tol, model=model)

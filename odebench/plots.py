@@ -1,0 +1,134 @@
+"""Figures for the studies (matplotlib, Agg backend, written as PNG)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from .metrics import fit_order
+
+CELL_KEYS = ["problem", "schedule", "t_min", "spacing", "seed"]
+STYLE = {
+    "ddim": ("C0", "o"),
+    "s-pndm": ("C1", "s"),
+    "f-pndm": ("C2", "^"),
+    "fon": ("C3", "v"),
+    "euler": ("C4", "D"),
+    "heun": ("C5", "P"),
+    "rk4": ("C6", "X"),
+    "pie": ("C7", "<"),
+    "prk": ("C8", ">"),
+    "ab2": ("C9", "h"),
+    "ab3": ("k", "*"),
+    "pndm-ramp": ("0.5", "p"),
+}
+
+
+def _style(name: str) -> tuple[str, str]:
+    return STYLE.get(name, ("k", "."))
+
+
+def _cell_title(keys: dict) -> str:
+    return (
+        f"{keys['problem']}, {keys['schedule']} schedule, t_min = {keys['t_min']:g}, "
+        f"{keys['spacing']} grid" + (f", seed {keys['seed']}" if keys.get("seed") else "")
+    )
+
+
+def _cell_name(keys: dict, prefix: str) -> str:
+    return (
+        f"{prefix}_{keys['problem']}_{keys['schedule']}_tmin{keys['t_min']:g}_"
+        f"{keys['spacing']}" + (f"_seed{keys['seed']}" if keys.get("seed") else "")
+    )
+
+
+def plot_orders(df: pd.DataFrame, summary: pd.DataFrame | None, folder) -> list[Path]:
+    """One figure per cell: error against steps and against NFE, fitted slopes dashed."""
+    folder = Path(folder)
+    local = "t0" in df.columns and df["t0"].notna().any()
+    keys = [k for k in CELL_KEYS if k in df.columns]
+    cells = list(df.groupby(keys, sort=False))
+    paths = []
+    for cell, cell_df in cells:
+        cell_keys = dict(zip(keys, cell if isinstance(cell, tuple) else (cell,), strict=True))
+        fig = _local_figure(cell_df) if local else _global_figure(cell_df)
+        fig.suptitle(_cell_title(cell_keys), fontsize=10)
+        name = "orders" if len(cells) == 1 else _cell_name(cell_keys, "orders")
+        path = folder / f"{name}{'_local' if local else ''}.png"
+        fig.savefig(path, dpi=130, bbox_inches="tight")
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def _draw_ladder(
+    ax, x: np.ndarray, err: np.ndarray, reliable: np.ndarray, name: str, x_is_step_size: bool
+) -> None:
+    color, marker = _style(name)
+    h = x if x_is_step_size else 1.0 / x
+    fit = fit_order(h, err, exclude=~reliable)
+    label = name if not fit.ok else f"{name}: p = {fit.slope:.2f}"
+    ax.loglog(x, err, marker=marker, color=color, lw=1, ms=4, label=label)
+    ax.loglog(x[~reliable], err[~reliable], "x", color="k", ms=7, mew=1)
+    if fit.ok:
+        used = np.asarray(fit.used)
+        xs = np.array([x[used].min(), x[used].max()])
+        hs = xs if x_is_step_size else 1.0 / xs
+        ax.loglog(xs, np.exp(fit.intercept) * hs**fit.slope * 0.6, "--", color=color, lw=1)
+
+
+def _global_figure(cell_df: pd.DataFrame):
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    for name, g in cell_df.groupby("solver", sort=False):
+        g = g.sort_values("steps")
+        err = g["error_rms"].to_numpy(float)
+        rel = g["reliable"].to_numpy(bool)
+        _draw_ladder(axes[0], g["steps"].to_numpy(float), err, rel, name, False)
+        _draw_ladder(axes[1], g["nfe"].to_numpy(float), err, rel, name, False)
+    axes[0].set_xlabel("steps N")
+    axes[1].set_xlabel("model evaluations (NFE)")
+    axes[0].set_ylabel("RMS end-point error vs reference")
+    for ax in axes:
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].legend(fontsize=8, loc="lower left")
+    axes[1].text(
+        0.99,
+        0.01,
+        "dashed: least-squares fit over the chosen window\n"
+        "x: reference not 100x more accurate (not fitted)",
+        transform=axes[1].transAxes,
+        ha="right",
+        va="bottom",
+        fontsize=7,
+    )
+    return fig
+
+
+def _local_figure(cell_df: pd.DataFrame):
+    regions = sorted(cell_df["t0"].unique(), reverse=True)
+    fig, axes = plt.subplots(
+        1, len(regions), figsize=(3.6 * len(regions), 3.8), sharey=True, squeeze=False
+    )
+    for ax, t0 in zip(axes[0], regions, strict=True):
+        for name, g in cell_df[cell_df["t0"] == t0].groupby("solver", sort=False):
+            g = g.sort_values("h")
+            _draw_ladder(
+                ax,
+                g["h"].to_numpy(float),
+                g["error_rms"].to_numpy(float),
+                g["reliable"].to_numpy(bool),
+                name,
+                True,
+            )
+        ax.set_title(f"one step from t0 = {t0:g}", fontsize=9)
+        ax.set_xlabel("step size h")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+    axes[0][0].set_ylabel("local error (slope = order + 1)")
+    return fig
