@@ -195,9 +195,45 @@ def _nfe_rule(solver) -> str:
 
 
 def plot(df: pd.DataFrame, summary: pd.DataFrame | None, folder) -> list:
+    """The figures, and the summary as a Markdown table (orders_table.md) for the README."""
+    from pathlib import Path
+
     from .plots import plot_orders
 
-    return plot_orders(df, summary, folder)
+    paths = plot_orders(df, summary, folder)
+    if summary is not None and "error_at_50" in summary.columns:
+        table = Path(folder) / "orders_table.md"
+        table.write_text(markdown_table(summary))
+        paths.append(table)
+    return paths
+
+
+VERDICT_MARK = {
+    "as declared": "",
+    "reduced": " (reduced)",
+    "superconvergent": " (super)",
+    "inconclusive": " (?)",
+    "diverged": " (diverged)",
+    "measured": "",
+}
+
+
+def markdown_table(summary: pd.DataFrame) -> str:
+    """Measured order [95% CI] per solver (columns) and cell (rows), verdicts marked."""
+    names = list(dict.fromkeys(summary["solver"]))
+    head = ["problem", "schedule", "t_min"] + [f"{n} ({solvers.get(n).order})" for n in names]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for (prob, sched, t_min), g in summary.groupby(["problem", "schedule", "t_min"], sort=False):
+        g = g.set_index("solver")
+        cells = []
+        for n in names:
+            r = g.loc[n]
+            cells.append(
+                f"{r['measured']:.2f} [{r['ci_low']:.2f}, {r['ci_high']:.2f}]"
+                f"{VERDICT_MARK[r['verdict']]}"
+            )
+        lines.append(f"| {prob} | {sched} | {t_min:g} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 KIND = StudyKind(

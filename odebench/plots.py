@@ -64,7 +64,71 @@ def plot_orders(df: pd.DataFrame, summary: pd.DataFrame | None, folder) -> list[
         fig.savefig(path, dpi=130, bbox_inches="tight")
         plt.close(fig)
         paths.append(path)
+    if len(cells) > 1 and summary is not None and not local:
+        paths.append(plot_orders_overview(summary, folder / "orders_overview.png"))
     return paths
+
+
+def plot_orders_overview(summary: pd.DataFrame, path: Path) -> Path:
+    """Measured order (with its CI) of every solver in every cell, against the declared one.
+
+    Rows: problems; columns: t_min; x: schedule; one marker per solver; hollow markers are
+    fits whose verdict is "inconclusive" (CI too wide to tell orders apart).
+    """
+    problems = list(dict.fromkeys(summary["problem"]))
+    t_mins = sorted(set(summary["t_min"]), reverse=True)
+    schedules = list(dict.fromkeys(summary["schedule"]))
+    names = list(dict.fromkeys(summary["solver"]))
+    fig, axes = plt.subplots(
+        len(problems),
+        len(t_mins),
+        squeeze=False,
+        sharey=True,
+        figsize=(4.6 * len(t_mins), 2.9 * len(problems)),
+    )
+    width = 0.8 / max(len(names), 1)
+    for i, prob in enumerate(problems):
+        for j, t_min in enumerate(t_mins):
+            ax = axes[i][j]
+            sub = summary[(summary["problem"] == prob) & (summary["t_min"] == t_min)]
+            for k, name in enumerate(names):
+                color, marker = _style(name)
+                rows = sub[sub["solver"] == name].set_index("schedule")
+                for m, sched in enumerate(schedules):
+                    if sched not in rows.index:
+                        continue
+                    r = rows.loc[sched]
+                    x = m + (k - (len(names) - 1) / 2) * width
+                    lo, hi = r["measured"] - r["ci_low"], r["ci_high"] - r["measured"]
+                    face = "none" if r["verdict"] == "inconclusive" else color
+                    ax.errorbar(
+                        x,
+                        r["measured"],
+                        yerr=[[lo], [hi]],
+                        fmt=marker,
+                        color=color,
+                        mfc=face,
+                        ms=5,
+                        capsize=2,
+                        lw=1,
+                        label=name if (m == 0 and i == 0 and j == 0) else None,
+                    )
+                    ax.hlines(
+                        r["declared"], x - width / 2, x + width / 2, color=color, lw=2, alpha=0.5
+                    )
+            ax.set_xticks(range(len(schedules)), schedules, fontsize=8)
+            ax.set_title(f"{prob}, t_min = {t_min:g}", fontsize=9)
+            ax.set_ylim(0, 5)
+            ax.grid(True, axis="y", alpha=0.3)
+        axes[i][0].set_ylabel("measured global order")
+    axes[0][0].legend(fontsize=7, ncol=2, loc="upper left")
+    fig.suptitle(
+        "Measured order (95% CI) vs declared order (short bars); hollow: inconclusive", fontsize=10
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=130, bbox_inches="tight")
+    plt.close(fig)
+    return path
 
 
 def _draw_ladder(
