@@ -59,44 +59,37 @@ def test_s_pndm_is_second_order_on_gmm2d(gmm2d_errors):
     assert abs(fit.slope - ob.solvers.get("s-pndm").order) < 0.2
 
 
-@pytest.mark.parametrize("name", [n for n in SAMPLERS if ob.solvers.get(n).transfer.name == "ddim"])
+PSEUDO = [n for n in SAMPLERS if ob.solvers.get(n).transfer.name == "ddim"]
+CLASSICAL = [n for n in SAMPLERS if ob.solvers.get(n).transfer.name == "linear"]
+
+
+def quadrature_order(name, schedule, t_max, t_min, steps):
+    """Fitted order of ``name`` on the quadrature field between t_max and t_min."""
+    sched = ob.schedules.get(schedule)
+    q = QuadratureField(torch.tensor([1.0, -0.5], dtype=D), sched)
+    x = torch.tensor([[0.3, 0.2]], dtype=D)
+    exact = q.flow(x, t_max, t_min)
+    fit, errs = measured_order(name, q.eps, sched, x, steps, t_max, t_min, exact)
+    assert fit.ok, errs
+    return fit.slope, errs
+
+
+@pytest.mark.parametrize("name", PSEUDO)
 def test_pseudo_methods_reach_their_gradient_order_where_transfer_is_euler_in_t(name):
-    sched = ob.schedules.get("edm")
-    q = QuadratureField(torch.tensor([1.0, -0.5], dtype=D), sched)
-    x = torch.tensor([[0.3, 0.2]], dtype=D)
-    exact = q.flow(x, 0.1, 0.01)
-    solver = ob.solvers.get(name)
-    fit, errs = measured_order(solver, q.eps, sched, x, [16, 32, 64, 128, 256], 0.1, 0.01, exact)
-    assert fit.ok, errs
-    assert abs(fit.slope - solver.gradient_order) < 0.25, (fit.slope, errs)
+    slope, errs = quadrature_order(name, "edm", 0.1, 0.01, [16, 32, 64, 128, 256])
+    assert abs(slope - ob.solvers.get(name).gradient_order) < 0.25, (slope, errs)
 
 
-@pytest.mark.parametrize("name", [n for n in SAMPLERS if ob.solvers.get(n).transfer.name == "ddim"])
+@pytest.mark.parametrize("name", PSEUDO)
 def test_pseudo_methods_have_their_declared_order_on_the_linear_schedule(name):
-    sched = ob.schedules.get("linear")
-    q = QuadratureField(torch.tensor([1.0, -0.5], dtype=D), sched)
-    x = torch.tensor([[0.3, 0.2]], dtype=D)
-    exact = q.flow(x, 0.6, 0.2)
-    solver = ob.solvers.get(name)
-    fit, errs = measured_order(solver, q.eps, sched, x, [32, 64, 128, 256, 512], 0.6, 0.2, exact)
-    assert fit.ok, errs
-    assert abs(fit.slope - solver.order) < 0.25, (fit.slope, errs)
+    slope, errs = quadrature_order(name, "linear", 0.6, 0.2, [32, 64, 128, 256, 512])
+    assert abs(slope - ob.solvers.get(name).order) < 0.25, (slope, errs)
 
 
-@pytest.mark.parametrize(
-    "name", [n for n in SAMPLERS if ob.solvers.get(n).transfer.name == "linear"]
-)
+@pytest.mark.parametrize("name", CLASSICAL)
 def test_classical_methods_have_their_order_on_a_smooth_problem(name):
-    sched = ob.schedules.get("edm")
-    q = QuadratureField(torch.tensor([1.0, -0.5], dtype=D), sched)
-    x = torch.tensor([[0.3, 0.2]], dtype=D)
-    exact = q.flow(x, 0.1, 0.01)
-    solver = ob.solvers.get(name)
-    fit, errs = measured_order(
-        solver, q.eps, sched, x, [32, 64, 128, 256, 512, 1024], 0.1, 0.01, exact
-    )
-    assert fit.ok, errs
-    assert abs(fit.slope - solver.order) < 0.25, (fit.slope, errs)
+    slope, errs = quadrature_order(name, "edm", 0.1, 0.01, [32, 64, 128, 256, 512, 1024])
+    assert abs(slope - ob.solvers.get(name).order) < 0.25, (slope, errs)
 
 
 @pytest.mark.parametrize(
