@@ -106,8 +106,10 @@ class GaussianMixture(Problem):
             raise ValueError(f"n must be positive, got {n}")
         k = torch.multinomial(self.weights, n, replacement=True, generator=generator)
         z = torch.randn(n, self.dim, generator=generator, dtype=DTYPE) * self.evals[k].sqrt()
-        if self.evecs is not None:
-            z = torch.einsum("bde,be->bd", self.evecs[k], z)
+        if self.evecs is not None:  # rotate per component: no (n, d, d) gather
+            for j in range(self.K):
+                pick = k == j
+                z[pick] = z[pick] @ self.evecs[j].T
         return self.means[k] + z
 
 

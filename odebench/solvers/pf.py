@@ -83,9 +83,11 @@ class AdaptiveReference(Solver):
             "nfev": sol.nfev,
             "variable": name,
         }
+        ys = np.asarray(sol.y)  # an empty list when the integrator gave up before ts[1]
+        done = ys.shape[1] if ys.ndim == 2 else 0
         for i in range(len(ts) - 1):
-            if i < sol.y.shape[1]:
-                y = torch.from_numpy(sol.y[:, i].copy()).reshape(shape).to(dtype)
+            if i < done:
+                y = torch.from_numpy(ys[:, i].copy()).reshape(shape).to(dtype)
                 yield var.unstate(sched, y, ts[i + 1])
             else:  # the integrator gave up: the remaining states are not finite
                 yield torch.full(shape, float("nan"), dtype=dtype)
