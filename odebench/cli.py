@@ -2,6 +2,8 @@
 
     odebench list                       solvers, problems, schedules, grids
     odebench orders [options]           the main job: measured vs declared orders
+    odebench norms [options]            sample norms and densities along sampling paths
+    odebench singularity [options]      orders as t_min -> 0, per-step errors, stiffness
     odebench run studies/NAME.toml      any committed study
 
 Bad input exits with status 2 and one line on stderr, never a traceback.
@@ -103,6 +105,83 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_run_options(orders, default_out=DEFAULT_OUT)
 
+    norms = sub.add_parser(
+        "norms",
+        help="sample norms and densities along sampling paths at equal NFE (the "
+        "paper's manifold-departure diagnosis)",
+    )
+    norms.add_argument(
+        "--problem",
+        type=_csv_list(str),
+        default=["gaussian-lowrank"],
+        help="embedded problem(s) (default gaussian-lowrank)",
+    )
+    norms.add_argument(
+        "--schedule", type=_csv_list(str), default=["linear"], help="schedule(s) (default linear)"
+    )
+    norms.add_argument(
+        "--solvers",
+        type=_csv_list(str),
+        default=None,
+        help="solvers (default ddim,s-pndm,f-pndm,fon)",
+    )
+    norms.add_argument(
+        "--nfe", type=_csv_list(int), default=[50], help="model evaluations per solver (default 50)"
+    )
+    norms.add_argument(
+        "--t-min", type=_csv_list(float), default=[1e-3], help="end time(s) (default 0.001)"
+    )
+    norms.add_argument("--t-max", type=float, default=1.0, help="start time (default 1)")
+    norms.add_argument("--spacing", type=_csv_list(str), default=["uniform"], help="time grid(s)")
+    norms.add_argument("--n-samples", type=int, default=256, help="start points (default 256)")
+    norms.add_argument("--seed", type=_csv_list(int), default=[0], help="seed(s) (default 0)")
+    _add_run_options(norms, default_out="results/norms")
+
+    sing = sub.add_parser(
+        "singularity",
+        help="what the t -> 0 end of a schedule does: coefficient exponents, "
+        "orders as t_min -> 0 per grid, per-step errors, stiffness",
+    )
+    sing.add_argument(
+        "--problem",
+        type=_csv_list(str),
+        default=["gaussian-lowrank"],
+        help="embedded problem(s) (default gaussian-lowrank)",
+    )
+    sing.add_argument(
+        "--schedule",
+        type=_csv_list(str),
+        default=["linear", "cosine-s0"],
+        help="schedule(s) (default linear,cosine-s0)",
+    )
+    sing.add_argument(
+        "--solvers",
+        type=_csv_list(str),
+        default=None,
+        help="solvers (default ddim,s-pndm,f-pndm,fon)",
+    )
+    sing.add_argument(
+        "--steps",
+        type=_csv_list(int),
+        default=None,
+        help="step-count ladder (default 25,50,...,800)",
+    )
+    sing.add_argument(
+        "--t-min",
+        type=_csv_list(float),
+        default=None,
+        help="end times (default 0.1,0.01,0.001,1e-4,1e-5)",
+    )
+    sing.add_argument(
+        "--spacing",
+        type=_csv_list(str),
+        default=None,
+        help="grids (default uniform,quadratic,lambda)",
+    )
+    sing.add_argument("--n-samples", type=int, default=32, help="start points (default 32)")
+    sing.add_argument("--seed", type=_csv_list(int), default=[0], help="seed(s) (default 0)")
+    _add_run_options(sing, default_out="results/singularity")
+
     run = sub.add_parser("run", help="run a study file (TOML)")
     run.add_argument("study", type=Path, help="path to studies/NAME.toml")
     _add_run_options(run, default_out=None)
@@ -190,6 +269,51 @@ def cmd_orders(args) -> None:
     _run(parse_study(data), args)
 
 
+def cmd_norms(args) -> None:
+    from .norms import DEFAULT_SOLVERS
+    from .study import parse_study
+
+    data = {
+        "study": {"name": "norms", "kind": "norms", "description": "odebench norms (command line)"},
+        "grid": {
+            "problem": args.problem,
+            "schedule": args.schedule,
+            "solver": args.solvers or DEFAULT_SOLVERS,
+            "nfe": args.nfe,
+            "t_min": args.t_min,
+            "spacing": args.spacing,
+            "seed": args.seed,
+        },
+        "options": {"n_samples": args.n_samples, "t_max": args.t_max},
+    }
+    _run(parse_study(data), args)
+
+
+def cmd_singularity(args) -> None:
+    from .singularity_study import GRID
+    from .study import parse_study
+
+    grid = {
+        "problem": args.problem,
+        "schedule": args.schedule,
+        "solver": args.solvers or GRID["solver"].default,
+        "steps": args.steps or GRID["steps"].default,
+        "t_min": args.t_min or GRID["t_min"].default,
+        "spacing": args.spacing or GRID["spacing"].default,
+        "seed": args.seed,
+    }
+    data = {
+        "study": {
+            "name": "singularity",
+            "kind": "singularity",
+            "description": "odebench singularity (command line)",
+        },
+        "grid": grid,
+        "options": {"n_samples": args.n_samples},
+    }
+    _run(parse_study(data), args)
+
+
 def cmd_run(args) -> None:
     _run(args.study, args)
 
@@ -212,6 +336,14 @@ def _run(spec, args) -> None:
         summary = pd.read_csv(result.summary_csv)
         if "measured" in summary.columns:
             _print_order_summary(summary)
+        elif "max_nll_excess" in summary.columns:
+            _print_norms_summary(summary)
+    exponents = Path(result.csv).parent / "singularity_exponents.csv"
+    if any(Path(f) == exponents for f in result.figures):
+        from .singularity_study import exponent_summary
+
+        print("\nExponent of the eps coefficient near t = 0 (fitted on t in [1e-8, 1e-4]):")
+        print(exponent_summary(pd.read_csv(exponents)))
     print(f"\n{result.n_cells} cell(s): {result.n_computed} computed, {result.n_cached} from cache")
     print(f"table:   {result.csv}")
     if result.summary_csv is not None:
@@ -232,6 +364,16 @@ def _print_order_summary(summary) -> None:
         print(format_table(group))
 
 
+def _print_norms_summary(summary) -> None:
+    from .norms import CELL_KEYS, format_table
+
+    keys = [k for k in CELL_KEYS if k in summary.columns]
+    for cell, group in summary.groupby(keys, sort=False):
+        cell = cell if isinstance(cell, tuple) else (cell,)
+        print("\n" + ", ".join(f"{k}={v}" for k, v in zip(keys, cell, strict=True)))
+        print(format_table(group))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -240,6 +382,10 @@ def main(argv: list[str] | None = None) -> int:
             cmd_list()
         elif args.command == "orders":
             cmd_orders(args)
+        elif args.command == "norms":
+            cmd_norms(args)
+        elif args.command == "singularity":
+            cmd_singularity(args)
         else:
             cmd_run(args)
     except KeyboardInterrupt:

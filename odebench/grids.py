@@ -74,6 +74,11 @@ def timesteps(
 
 
 def _schedule_spaced(sched: Schedule, spacing: str, u, t_max, t_min, rho) -> torch.Tensor:
+    if float(sched.sigma(t_min)) == 0.0:
+        raise ValueError(
+            f"spacing {spacing!r} needs t_min > 0: lambda and sigma_tilde are infinite / zero "
+            "at the clean-data end"
+        )
     if spacing == "lambda":
         l_hi, l_lo = sched.lambda_(t_min), sched.lambda_(t_max)
         return sched.t_from_lambda(l_lo + (l_hi - l_lo) * (1.0 - u))

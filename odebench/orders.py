@@ -29,7 +29,7 @@ DEFAULT_SOLVERS = ["ddim", "s-pndm", "f-pndm", "fon", "euler", "heun", "rk4"]
 
 
 def _in_unit(value: float) -> str | None:
-    return None if 0.0 < value < 1.0 else "must lie in (0, 1)"
+    return None if 0.0 <= value < 1.0 else "must lie in [0, 1)"
 
 
 def _positive(value: int) -> str | None:

@@ -196,3 +196,246 @@ def _local_figure(cell_df: pd.DataFrame):
         ax.legend(fontsize=7, loc="lower right")
     axes[0][0].set_ylabel("local error (slope = order + 1)")
     return fig
+
+
+NORM_KEYS = ["problem", "schedule", "nfe", "t_min", "spacing", "seed"]
+
+
+def plot_norms(df: pd.DataFrame, folder) -> list[Path]:
+    """Per cell: the norm of x_t along sampling with the exact band (the paper's norm figure),
+    the paired norm departure, the NLL excess and the x0-prediction's distance to the data set.
+    """
+    folder = Path(folder)
+    keys = [k for k in NORM_KEYS if k in df.columns]
+    cells = list(df.groupby(keys, sort=False))
+    paths = []
+    for cell, g in cells:
+        ck = dict(zip(keys, cell if isinstance(cell, tuple) else (cell,), strict=True))
+        has_set = g["x0_dist_max"].notna().any()
+        ncol = 4 if has_set else 3
+        fig, axes = plt.subplots(1, ncol, figsize=(4.4 * ncol, 3.8))
+        first = g[g["solver"] == g["solver"].iloc[0]].sort_values("t")
+        pos = first["t"] > 0
+        axes[0].fill_between(
+            first["t"][pos],
+            first["band_low"][pos],
+            first["band_high"][pos],
+            color="0.85",
+            label="exact p_t: E|x|^2 -+ 2 sd",
+        )
+        axes[0].plot(
+            first["t"][pos],
+            first["band_center"][pos],
+            color="0.4",
+            lw=1,
+            label="exact sqrt(E|x_t|^2)",
+        )
+        for name, s in g.groupby("solver", sort=False):
+            s = s[s["t"] > 0].sort_values("t")
+            color, marker = _style(name)
+            lab = f"{name} ({int(s['steps'].iloc[0])} steps, {int(s['nfe_used'].iloc[0])} NFE)"
+            axes[0].plot(s["t"], s["rms_norm"], color=color, lw=1.2, label=lab)
+            axes[1].plot(s["t"], s["norm_ratio"] - 1.0, color=color, lw=1.2, marker=marker, ms=2)
+            axes[2].plot(s["t"], s["nll_excess"], color=color, lw=1.2, marker=marker, ms=2)
+            if has_set:
+                axes[3].plot(s["t"], s["x0_dist_max"], color=color, lw=1.2, marker=marker, ms=2)
+        axes[0].set_ylabel("RMS norm of x_t")
+        axes[1].set_ylabel("RMS norm / exact paths' RMS norm - 1")
+        axes[2].set_ylabel("mean -log p_t(x) - (same, exact paths)")
+        axes[1].set_yscale("symlog", linthresh=1e-6)
+        axes[2].set_yscale("symlog", linthresh=1e-6)
+        if has_set:
+            axes[3].set_ylabel("max distance of x0-prediction to the data set")
+            axes[3].set_yscale("log")
+        for ax in axes:
+            ax.set_xscale("log")
+            ax.invert_xaxis()
+            ax.set_xlabel("t (sampling runs right)")
+            ax.grid(True, which="both", alpha=0.3)
+        axes[0].legend(fontsize=7)
+        fig.suptitle(
+            f"{ck['problem']}, {ck['schedule']} schedule, {ck['nfe']} NFE, "
+            f"t_min = {ck['t_min']:g}, {ck['spacing']} grid",
+            fontsize=10,
+        )
+        fig.tight_layout()
+        name = (
+            "norms"
+            if len(cells) == 1
+            else (
+                f"norms_{ck['problem']}_{ck['schedule']}_nfe{ck['nfe']}_tmin{ck['t_min']:g}_"
+                f"{ck['spacing']}"
+            )
+        )
+        path = folder / f"{name}.png"
+        fig.savefig(path, dpi=130, bbox_inches="tight")
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def plot_singularity(
+    df: pd.DataFrame, summary: pd.DataFrame | None, exponents: pd.DataFrame, folder
+) -> list[Path]:
+    """Figures of the singularity study: coefficients, order vs t_min, per-step errors,
+    stiffness."""
+    folder = Path(folder)
+    paths = [_plot_coefficients(exponents, folder / "singularity_coefficients.png")]
+    if summary is not None and len(summary):
+        paths.append(_plot_order_vs_tmin(summary, folder / "singularity_orders.png"))
+    steps = df[df["part"] == "per-step"]
+    if len(steps):
+        paths.append(_plot_per_step(steps, folder / "singularity_per_step.png"))
+    lip = df[df["part"] == "lipschitz"]
+    if len(lip):
+        paths.append(_plot_lipschitz(lip, folder / "singularity_stiffness.png"))
+    return paths
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=130, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def _plot_coefficients(exponents: pd.DataFrame, path: Path) -> Path:
+    import torch
+
+    from . import schedules
+    from .singularity import coefficient_curves
+
+    names = list(dict.fromkeys(exponents["schedule"]))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    t = torch.logspace(-8, -0.01, 400, dtype=torch.float64)
+    for i, name in enumerate(names):
+        sched = schedules.get(name)
+        tt = t[t <= sched.t_hi]
+        ex = exponents.set_index(["schedule", "variable", "which"])
+        style = {"color": f"C{i % 10}", "lw": 1.2, "ls": "-" if i < 10 else "--"}
+        curves = coefficient_curves(sched, tt, "t")
+        p_eps = ex.loc[(name, "t", "eps"), "exponent"]
+        axes[0].loglog(tt, curves["eps"], label=f"{name} (t^{p_eps:+.2f})", **style)
+        axes[1].loglog(tt, curves["x"], label=name, **style)
+        lam = coefficient_curves(sched, tt, "lambda")
+        axes[2].loglog(tt, lam["eps"], label=name, **style)
+    axes[0].set_title("|eps coefficient| of dx/dt = beta/(2 sigma)", fontsize=9)
+    axes[1].set_title("|x coefficient| of dx/dt = beta/2", fontsize=9)
+    axes[2].set_title("|eps coefficient| of dx/dlambda = sigma (bounded)", fontsize=9)
+    for ax in axes:
+        ax.set_xlabel("t")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].legend(fontsize=7, title="fitted exponent near t = 0", title_fontsize=7)
+    return _save(fig, path)
+
+
+def _plot_order_vs_tmin(summary: pd.DataFrame, path: Path) -> Path:
+    pairs = list(dict.fromkeys(zip(summary["problem"], summary["schedule"], strict=True)))
+    spacings = list(dict.fromkeys(summary["spacing"]))
+    fig, axes = plt.subplots(
+        len(pairs),
+        len(spacings),
+        squeeze=False,
+        sharey=True,
+        figsize=(4.3 * len(spacings), 3.0 * len(pairs)),
+    )
+    for i, (prob, sched) in enumerate(pairs):
+        for j, spacing in enumerate(spacings):
+            ax = axes[i][j]
+            sub = summary[
+                (summary["problem"] == prob)
+                & (summary["schedule"] == sched)
+                & (summary["spacing"] == spacing)
+            ]
+            for name, g in sub.groupby("solver", sort=False):
+                g = g[g["t_min"] > 0].sort_values("t_min")
+                color, marker = _style(name)
+                lo = (g["measured"] - g["ci_low"]).clip(lower=0)
+                hi = (g["ci_high"] - g["measured"]).clip(lower=0)
+                ax.errorbar(
+                    g["t_min"],
+                    g["measured"],
+                    yerr=[lo, hi],
+                    color=color,
+                    marker=marker,
+                    ms=4,
+                    capsize=2,
+                    lw=1,
+                    label=name,
+                )
+                ax.axhline(g["declared"].iloc[0], color=color, lw=0.8, ls=":")
+            ax.set_xscale("log")
+            ax.invert_xaxis()
+            ax.set_ylim(0, 5)
+            ax.set_title(f"{prob}, {sched}, {spacing} grid", fontsize=9)
+            ax.set_xlabel("t_min")
+            ax.grid(True, which="both", alpha=0.3)
+        axes[i][0].set_ylabel("measured global order")
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle("Measured order (95% CI) as t_min -> 0; dotted: declared", fontsize=10)
+    return _save(fig, path)
+
+
+def _plot_per_step(steps: pd.DataFrame, path: Path) -> Path:
+    steps = steps[steps["t_min"] == steps["t_min"][steps["t_min"] > 0].min()]
+    pairs = list(dict.fromkeys(zip(steps["problem"], steps["schedule"], strict=True)))
+    spacings = list(dict.fromkeys(steps["spacing"]))
+    fig, axes = plt.subplots(
+        len(pairs),
+        len(spacings),
+        squeeze=False,
+        sharey=True,
+        figsize=(4.3 * len(spacings), 3.0 * len(pairs)),
+    )
+    for i, (prob, sched) in enumerate(pairs):
+        for j, spacing in enumerate(spacings):
+            ax = axes[i][j]
+            sub = steps[
+                (steps["problem"] == prob)
+                & (steps["schedule"] == sched)
+                & (steps["spacing"] == spacing)
+            ]
+            for name, g in sub.groupby("solver", sort=False):
+                color, marker = _style(name)
+                ax.loglog(
+                    g["t_from"],
+                    g["error"].replace(np.inf, np.nan),
+                    color=color,
+                    marker=marker,
+                    ms=2.5,
+                    lw=1,
+                    label=name,
+                )
+            ax.invert_xaxis()
+            t_min = sub["t_min"].iloc[0] if len(sub) else float("nan")
+            ax.set_title(f"{prob}, {sched}, {spacing}, t_min = {t_min:g}", fontsize=9)
+            ax.set_xlabel("t at the start of the step")
+            ax.grid(True, which="both", alpha=0.3)
+        axes[i][0].set_ylabel("one-step error from the exact state")
+    axes[0][0].legend(fontsize=7)
+    return _save(fig, path)
+
+
+def _plot_lipschitz(lip: pd.DataFrame, path: Path) -> Path:
+    lip = lip[lip["t_min"] == lip["t_min"][lip["t_min"] > 0].min()]
+    lip = lip[lip["spacing"] == lip["spacing"].iloc[0]]
+    problems_ = list(dict.fromkeys(lip["problem"]))
+    fig, axes = plt.subplots(1, len(problems_), squeeze=False, figsize=(5 * len(problems_), 4))
+    for ax, prob in zip(axes[0], problems_, strict=True):
+        for k, (sched, g) in enumerate(lip[lip["problem"] == prob].groupby("schedule", sort=False)):
+            g = g[g["t"] > 0]
+            ax.loglog(g["t"], g["lip_max"], color=f"C{k}", lw=1.3, label=f"{sched}: in t")
+            ax.loglog(
+                g["t"],
+                g["lip_lambda_max"],
+                color=f"C{k}",
+                lw=1.3,
+                ls="--",
+                label=f"{sched}: in lambda",
+            )
+        ax.invert_xaxis()
+        ax.set_title(f"{prob}: largest singular value of df/dx along exact paths", fontsize=9)
+        ax.set_xlabel("t")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    return _save(fig, path)

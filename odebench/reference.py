@@ -88,35 +88,24 @@ def reference(
             times, states, acc, "exact flow map", "exact flow composed through the midpoint", 0
         )
     eps = model if model is not None else problem.eps
-    first = solve(
-        AdaptiveReference(rtol=tol, atol=tol, variable="lambda"),
-        eps,
-        schedule,
-        x_T,
-        times,
-        trajectory=True,
-    )
-    other = solve(
-        AdaptiveReference(rtol=tol, atol=tol, variable="sigma_tilde"),
-        eps,
-        schedule,
-        x_T,
-        times,
-        trajectory=True,
-    )
-    if first.diverged or other.diverged:
-        raise RuntimeError("the adaptive reference solve failed")
+    # Two independent adaptive solves: DOP853 in lambda and in sigma_tilde. A grid that ends
+    # at t = 0 has lambda = inf there, so both run in sigma_tilde, with different methods.
+    if float(schedule.sigma(times[-1])) == 0.0:
+        plans = [("DOP853", "sigma_tilde"), ("RK45", "sigma_tilde")]
+    else:
+        plans = [("DOP853", "lambda"), ("DOP853", "sigma_tilde")]
+    sols = []
+    for method, variable in plans:
+        pf = AdaptiveReference(rtol=tol, atol=tol, method=method, variable=variable)
+        sol = solve(pf, eps, schedule, x_T, times, trajectory=True)
+        if sol.diverged:
+            raise RuntimeError(f"the adaptive reference solve ({method} in {variable}) failed")
+        sols.append(sol)
     acc = torch.tensor(
-        [rms_error(a, b) for a, b in zip(first.trajectory, other.trajectory, strict=True)]
+        [rms_error(a, b) for a, b in zip(sols[0].trajectory, sols[1].trajectory, strict=True)]
     )
-    return Reference(
-        times,
-        first.trajectory,
-        acc,
-        f"pf DOP853 in lambda, tol {tol:g}",
-        f"pf DOP853 in sigma_tilde, tol {tol:g}",
-        first.nfe + other.nfe,
-    )
+    first, second = (f"pf {m} in {v}, tol {tol:g}" for m, v in plans)
+    return Reference(times, sols[0].trajectory, acc, first, second, sols[0].nfe + sols[1].nfe)
 
 
 def _composed_flow(flow, schedule: Schedule, x: torch.Tensor, s, t) -> torch.Tensor:

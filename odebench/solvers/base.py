@@ -67,6 +67,20 @@ class Solver(ABC):
     def min_steps(self) -> int:
         return 1
 
+    def steps_for_nfe(self, nfe: int) -> int:
+        """The most steps whose model evaluations fit in ``nfe`` (for equal-NFE comparisons)."""
+        if self.adaptive:
+            raise ValueError(f"{self.name} is adaptive: its NFE is not set by a step count")
+        if self.nfe(self.min_steps) > nfe:
+            raise ValueError(
+                f"{self.name} needs {self.nfe(self.min_steps)} evaluations for its minimum of "
+                f"{self.min_steps} steps; {nfe} is too few"
+            )
+        n = self.min_steps
+        while self.nfe(n + 1) <= nfe:
+            n += 1
+        return n
+
     @abstractmethod
     def iterate(
         self, model: EpsModel, sched: Schedule, x: torch.Tensor, ts: torch.Tensor

@@ -228,6 +228,8 @@ _KINDS: dict[str, StudyKind] = {}
 _DECLARED: dict[str, str] = {
     # Built-in kinds, imported on first use: "name": "module that calls register()".
     "orders": "odebench.orders",
+    "norms": "odebench.norms",
+    "singularity": "odebench.singularity_study",
 }
 
 

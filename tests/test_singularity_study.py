@@ -1,0 +1,101 @@
+"""The singularity study: divergence is a result, impossible cells are recorded, CLI works."""
+
+import math
+
+import pandas as pd
+
+from odebench import singularity_study
+from odebench.cli import main
+
+
+def cell(**kw):
+    config = {
+        "problem": "gaussian-lowrank",
+        "schedule": "linear",
+        "solver": ["ddim", "rk4"],
+        "steps": [10, 20, 40],
+        "t_min": 0.0,
+        "spacing": "uniform",
+        "seed": 0,
+        "n_samples": 8,
+        "t_max": 1.0,
+        "ref_tol": 1e-12,
+        "path_steps": 10,
+        "lipschitz_samples": 4,
+        "lipschitz_times": 5,
+        "kind": "singularity",
+    }
+    config.update(kw)
+    rows = singularity_study.run_cell(config)
+    keys = {k: config[k] for k in ("problem", "schedule", "t_min", "spacing", "seed")}
+    return pd.DataFrame([{**keys, **r} for r in rows])
+
+
+def test_rk4_reaching_t0_on_a_singular_schedule_is_recorded_as_diverged():
+    df = cell()
+    rk4 = df[(df["part"] == "global") & (df["solver"] == "rk4")]
+    assert (rk4["diverged_t"] == 0.0).all()
+    assert (rk4["diverged_step"] == rk4["steps"]).all()  # the last step, whose stage is t = 0
+    assert rk4["error_rms"].map(math.isinf).all()
+    ddim = df[(df["part"] == "global") & (df["solver"] == "ddim")]
+    assert ddim["error_rms"].map(math.isfinite).all() and ddim["diverged_step"].isna().all()
+    last = df[(df["part"] == "per-step") & (df["solver"] == "rk4")].iloc[-1]
+    assert math.isinf(last["error"]) and last["t_to"] == 0.0
+    summary = singularity_study.summarize(df).set_index("solver")
+    assert summary.loc["rk4", "verdict"] == "diverged"
+    assert summary.loc["ddim", "verdict"] == "as declared"
+
+
+def test_a_lambda_grid_to_t0_is_skipped_with_its_reason():
+    df = cell(spacing="lambda")
+    assert list(df["part"]) == ["skipped"]
+    assert "cannot reach t = 0" in df["note"].iloc[0]
+
+
+def test_stiffness_rows_follow_the_grid():
+    df = cell(t_min=0.01, spacing="lambda")
+    lip = df[df["part"] == "lipschitz"]
+    assert len(lip) == 6 and (lip["lip_max"] > 0).all()
+    assert (lip["lip_lambda_max"] <= 1.0 + 1e-9).all()  # the ODE in lambda is not stiff here
+
+
+def test_cli_singularity(tmp_path, capsys):
+    code = main(
+        [
+            "singularity",
+            "--problem",
+            "gaussian-lowrank",
+            "--schedule",
+            "linear",
+            "--solvers",
+            "ddim,f-pndm",
+            "--steps",
+            "20,40,80",
+            "--t-min",
+            "0.01",
+            "--spacing",
+            "uniform",
+            "--n-samples",
+            "8",
+            "--out",
+            str(tmp_path),
+            "--no-progress",
+        ]
+    )
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "Exponent of the eps coefficient" in out and "linear" in out
+    for name in (
+        "singularity.csv",
+        "singularity_summary.csv",
+        "singularity_exponents.csv",
+        "singularity_coefficients.png",
+        "singularity_orders.png",
+        "singularity_per_step.png",
+        "singularity_stiffness.png",
+    ):
+        assert (tmp_path / name).stat().st_size > 0
+    exponents = pd.read_csv(tmp_path / "singularity_exponents.csv")
+    eps_t = exponents[(exponents["variable"] == "t") & (exponents["which"] == "eps")]
+    eps_t = eps_t.set_index("schedule")["exponent"]
+    assert abs(eps_t["linear"] + 0.5) < 0.02 and abs(eps_t["cosine-s0"]) < 0.02
