@@ -8,12 +8,24 @@ computed from those two in a way that keeps full float64 accuracy near t = 0, wh
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 
 from .._tensor import as_time, check_times_in
+
+
+class ScheduleScalars(NamedTuple):
+    """The schedule at one time, as floats: log abar, alpha, sigma, lambda, beta."""
+
+    log_alpha_bar: float
+    alpha: float
+    sigma: float
+    lam: float
+    beta: float
 
 
 class Schedule(ABC):
@@ -93,6 +105,25 @@ class Schedule(ABC):
     def t_from_sigma_tilde(self, sigma_tilde: torch.Tensor | float) -> torch.Tensor:
         """Inverse of sigma_tilde(t)."""
         return self.t_from_lambda(-torch.log(as_time(sigma_tilde)))
+
+    def scalars(self, t: float) -> ScheduleScalars:
+        """Every quantity at one time t as Python floats, memoised: solvers ask for the same
+        grid and stage times at every step, and this keeps their per-step cost to dictionary
+        look-ups (the tensor methods validate and allocate on every call)."""
+        cache = self.__dict__.setdefault("_scalar_cache", {})
+        hit = cache.get(t)
+        if hit is None:
+            tt = self._t(t)
+            la = float(self._log_alpha_bar(tt))
+            var = -math.expm1(la)  # 1 - abar
+            lam = 0.5 * (la - math.log(var)) if var > 0 else math.inf
+            hit = ScheduleScalars(
+                la, math.exp(0.5 * la), math.sqrt(var), lam, float(self._beta(tt))
+            )
+            if len(cache) > 100_000:
+                cache.clear()
+            cache[t] = hit
+        return hit
 
     @property
     def lambda_range(self) -> tuple[float, float]:

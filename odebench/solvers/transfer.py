@@ -11,6 +11,7 @@ A transfer part declares
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 
 import torch
@@ -45,10 +46,14 @@ class LinearTransfer(Transfer):
     description = "x + (s - t) g, g built from the ODE right-hand side (classical methods)"
 
     def slope(self, sched, x, t, eps):
-        return rhs_from_eps(sched, x, t, eps)
+        if torch.as_tensor(t).ndim:  # per-sample times: the general path
+            return rhs_from_eps(sched, x, t, eps)
+        here = sched.scalars(float(t))
+        c_eps = 0.5 * here.beta / here.sigma if here.sigma > 0 else math.inf  # singular at 0
+        return (-0.5 * here.beta) * x + c_eps * eps
 
     def step(self, sched, x, g, t, s):
-        return x + (s - t).to(x.dtype) * g
+        return x + (float(s) - float(t)) * g
 
 
 class DDIMTransfer(Transfer):
@@ -67,12 +72,13 @@ class DDIMTransfer(Transfer):
         return eps
 
     def step(self, sched, x, g, t, s):
-        ratio = torch.exp(0.5 * (sched.log_alpha_bar(s) - sched.log_alpha_bar(t)))
-        lam_t, lam_s = sched.lambda_(t), sched.lambda_(s)
-        coef = -sched.sigma(s) * torch.expm1(lam_s - lam_t)
-        if float(s) == 0.0:  # clean data: lambda_s = inf, sigma_s = 0, and coef -> -sigma_t/alpha_t
-            coef = -sched.sigma(t) / sched.alpha(t)
-        return ratio.to(x.dtype) * x + coef.to(x.dtype) * g
+        at, as_ = sched.scalars(float(t)), sched.scalars(float(s))
+        ratio = math.exp(0.5 * (as_.log_alpha_bar - at.log_alpha_bar))
+        if as_.sigma == 0.0:  # clean data: lambda_s = inf, sigma_s = 0, coef -> -sigma_t/alpha_t
+            coef = -at.sigma / at.alpha
+        else:
+            coef = -as_.sigma * math.expm1(as_.lam - at.lam)
+        return ratio * x + coef * g
 
 
 TRANSFERS = {"linear": LinearTransfer(), "ddim": DDIMTransfer()}
