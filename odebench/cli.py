@@ -58,6 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="embedded problem(s), comma-separated (default gmm-2d)",
     )
     orders.add_argument(
+        "--model",
+        type=_csv_list(str),
+        default=["exact"],
+        help="eps model(s): exact, or a shipped network trained on the problem",
+    )
+    orders.add_argument(
         "--schedule", type=_csv_list(str), default=["linear"], help="schedule(s) (default linear)"
     )
     orders.add_argument(
@@ -103,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=1e-12,
         help="tolerance of the adaptive reference (default 1e-12)",
     )
+    _add_device_option(orders)
     _add_run_options(orders, default_out=DEFAULT_OUT)
 
     norms = sub.add_parser(
@@ -115,6 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=_csv_list(str),
         default=["gaussian-lowrank"],
         help="embedded problem(s) (default gaussian-lowrank)",
+    )
+    norms.add_argument(
+        "--model",
+        type=_csv_list(str),
+        default=["exact"],
+        help="eps model(s): exact, or a shipped network trained on the problem",
     )
     norms.add_argument(
         "--schedule", type=_csv_list(str), default=["linear"], help="schedule(s) (default linear)"
@@ -135,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     norms.add_argument("--spacing", type=_csv_list(str), default=["uniform"], help="time grid(s)")
     norms.add_argument("--n-samples", type=int, default=256, help="start points (default 256)")
     norms.add_argument("--seed", type=_csv_list(int), default=[0], help="seed(s) (default 0)")
+    _add_device_option(norms)
     _add_run_options(norms, default_out="results/norms")
 
     sing = sub.add_parser(
@@ -186,6 +200,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("study", type=Path, help="path to studies/NAME.toml")
     _add_run_options(run, default_out=None)
     return parser
+
+
+def _add_device_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--device",
+        default="cpu",
+        help="where networks run: cpu (default), cuda or cuda:N; analytic "
+        "problems always run in float64 on the CPU",
+    )
 
 
 def _add_run_options(parser: argparse.ArgumentParser, default_out: str | None) -> None:
@@ -252,6 +275,7 @@ def cmd_orders(args) -> None:
         },
         "grid": {
             "problem": args.problem,
+            "model": args.model,
             "schedule": args.schedule,
             "solver": args.solvers or DEFAULT_SOLVERS,
             "steps": args.steps or DEFAULT_STEPS,
@@ -264,6 +288,7 @@ def cmd_orders(args) -> None:
             "t_max": args.t_max,
             "mode": "local" if args.local else "global",
             "ref_tol": args.ref_tol,
+            "device": args.device,
         },
     }
     _run(parse_study(data), args)
@@ -277,6 +302,7 @@ def cmd_norms(args) -> None:
         "study": {"name": "norms", "kind": "norms", "description": "odebench norms (command line)"},
         "grid": {
             "problem": args.problem,
+            "model": args.model,
             "schedule": args.schedule,
             "solver": args.solvers or DEFAULT_SOLVERS,
             "nfe": args.nfe,
@@ -284,7 +310,7 @@ def cmd_norms(args) -> None:
             "spacing": args.spacing,
             "seed": args.seed,
         },
-        "options": {"n_samples": args.n_samples, "t_max": args.t_max},
+        "options": {"n_samples": args.n_samples, "t_max": args.t_max, "device": args.device},
     }
     _run(parse_study(data), args)
 
@@ -356,7 +382,9 @@ def _print_order_summary(summary) -> None:
     from .orders import format_table
 
     keys = [
-        k for k in ("problem", "schedule", "t_min", "spacing", "seed", "t0") if k in summary.columns
+        k
+        for k in ("problem", "model", "schedule", "t_min", "spacing", "seed", "t0")
+        if k in summary.columns
     ]
     for cell, group in summary.groupby(keys, sort=False):
         cell = cell if isinstance(cell, tuple) else (cell,)

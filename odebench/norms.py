@@ -28,11 +28,19 @@ import torch
 from . import problems, schedules, solvers
 from .grids import SPACINGS, timesteps
 from .metrics import norm_band, norm_statistics, subspace_distance
-from .orders import _in_unit, _non_negative, _one_thread, _positive
+from .orders import (
+    _device,
+    _in_unit,
+    _model_names,
+    _non_negative,
+    _one_thread,
+    _positive,
+    eps_model,
+)
 from .reference import reference, union_times
 from .study import Field, StudyKind, register
 
-CELL_KEYS = ["problem", "schedule", "nfe", "t_min", "spacing", "seed"]
+CELL_KEYS = ["problem", "model", "schedule", "nfe", "t_min", "spacing", "seed"]
 DEFAULT_SOLVERS = list(solvers.PAPER_FAMILY)
 
 
@@ -42,6 +50,12 @@ def _sampler_names() -> list[str]:
 
 GRID = {
     "problem": Field(str, choices=problems.names, help="embedded problem"),
+    "model": Field(
+        str,
+        default=["exact"],
+        choices=_model_names,
+        help="eps model: the exact eps or a shipped network trained on the problem",
+    ),
     "schedule": Field(str, choices=schedules.names, help="noise schedule"),
     "solver": Field(str, default=DEFAULT_SOLVERS, choices=_sampler_names, help="solvers"),
     "nfe": Field(int, default=[50], check=_positive, help="model evaluations per solver"),
@@ -53,6 +67,7 @@ OPTIONS = {
     "n_samples": Field(int, default=256, check=_positive, help="start points per cell"),
     "t_max": Field(float, default=1.0, check=lambda v: None if 0 < v <= 1 else "in (0, 1]"),
     "ref_tol": Field(float, default=1e-10, help="tolerance of the adaptive reference"),
+    "device": Field(str, default="cpu", check=_device, help="where networks run"),
 }
 
 
@@ -123,18 +138,17 @@ def run_cell(config: dict[str, Any]) -> list[dict[str, Any]]:
             solver = solvers.get(name)
             n = solver.steps_for_nfe(int(config["nfe"]))
             plans[name] = (solver, timesteps(n, config["spacing"], t_max, t_min, schedule=sched))
-        ref = reference(
-            prob,
-            sched,
-            x_T,
-            union_times(*(ts for _, ts in plans.values())),
-            tol=float(config["ref_tol"]),
-        )
+        net = eps_model(config.get("model", "exact"), prob, sched, config.get("device", "cpu"))
+        eps = prob.eps if net is None else net
+        # With a network the paired paths are the exact paths of the network's own ODE: the
+        # departure measured is the solver's; the band and densities stay those of the data.
+        times = union_times(*(ts for _, ts in plans.values()))
+        ref = reference(prob, sched, x_T, times, tol=float(config["ref_tol"]), model=net)
         rows = []
         for name, (solver, ts) in plans.items():
-            sol = solvers.solve(solver, prob.eps, sched, x_T, ts, trajectory=True)
+            sol = solvers.solve(solver, eps, sched, x_T, ts, trajectory=True)
             exact = torch.stack([ref.at(t) for t in ts])
-            for row in path_rows(prob, sched, prob.eps, name, ts, sol.trajectory, exact):
+            for row in path_rows(prob, sched, eps, name, ts, sol.trajectory, exact):
                 row.update(
                     steps=len(ts) - 1,
                     nfe_used=sol.nfe,

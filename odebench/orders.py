@@ -23,7 +23,7 @@ from .grids import SPACINGS
 from .metrics import fit_order, verdict
 from .study import Field, StudyKind, register
 
-CELL_KEYS = ["problem", "schedule", "t_min", "spacing", "seed"]
+CELL_KEYS = ["problem", "model", "schedule", "t_min", "spacing", "seed"]
 DEFAULT_STEPS = [25, 50, 100, 200, 400, 800, 1600]
 DEFAULT_SOLVERS = ["ddim", "s-pndm", "f-pndm", "fon", "euler", "heun", "rk4"]
 
@@ -44,12 +44,48 @@ def _tolerance(value: float) -> str | None:
     return None if 0.0 < value < 1e-6 else "must lie in (0, 1e-6)"
 
 
+def _device(value: str) -> str | None:
+    ok = value == "cpu" or value == "cuda" or value.startswith("cuda:")
+    return None if ok else "must be cpu, cuda or cuda:N"
+
+
 def _sampler_names() -> list[str]:
     return [n for n in solvers.names(include_aliases=True) if n != "pf"]
 
 
+def _model_names() -> list[str]:
+    from .models import shipped
+
+    return ["exact", *shipped()]
+
+
+def eps_model(name: str, prob, sched, device: str = "cpu"):
+    """The eps model of a cell: None for the problem's exact eps, else a shipped network in
+    float64 (a smooth right-hand side, so adaptive references can reach tight tolerances) on
+    ``device``, refused unless it was trained on this problem and schedule."""
+    if name == "exact":
+        return None
+    from .models import load
+
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} asked for, but torch sees no CUDA device")
+    net = load(name, dtype=torch.float64, device=device)
+    for key, here in (("data", prob.name), ("schedule", sched.name)):
+        if net.card[key] != here:
+            raise ValueError(
+                f"network {name!r} was trained with {key} {net.card[key]!r}, not {here!r}"
+            )
+    return net
+
+
 GRID = {
     "problem": Field(str, choices=problems.names, help="embedded problem"),
+    "model": Field(
+        str,
+        default=["exact"],
+        choices=_model_names,
+        help="eps model: the exact eps or a shipped network trained on the problem",
+    ),
     "schedule": Field(str, choices=schedules.names, help="noise schedule"),
     "solver": Field(str, choices=_sampler_names, help="solvers to measure"),
     "steps": Field(int, default=DEFAULT_STEPS, check=_positive, help="step-count ladder"),
@@ -73,6 +109,7 @@ OPTIONS = {
         check=lambda v: None if 0 < v <= 1 else "in (0, 1]",
         help="start time (capped at the schedule's end)",
     ),
+    "device": Field(str, default="cpu", check=_device, help="where networks run"),
     "ref_tol": Field(
         float, default=1e-12, check=_tolerance, help="tolerance of the adaptive reference"
     ),
@@ -102,22 +139,22 @@ def run_cell(config: dict[str, Any]) -> list[dict[str, Any]]:
         gen = torch.Generator().manual_seed(int(config["seed"]))
         x_T = prob.sample_marginal(int(config["n_samples"]), t_max, gen)
         tol = float(config["ref_tol"])
+        net = eps_model(config.get("model", "exact"), prob, sched, config.get("device", "cpu"))
+        eps = prob.eps if net is None else net
         rows: list[dict[str, Any]] = []
         if config["mode"] == "local":
             plan = convergence.local_plan(t_max, t_min)
             if not plan:
                 raise ValueError(f"no local-error time t0 lies in ({t_min:g}, {t_max:g})")
-            ref = convergence.local_reference(prob, sched, x_T, plan, t_max, tol)
+            ref = convergence.local_reference(prob, sched, x_T, plan, t_max, tol, model=net)
             for name in config["solver"]:
-                for row in convergence.local_errors(solvers.get(name), prob.eps, sched, ref, plan):
+                for row in convergence.local_errors(solvers.get(name), eps, sched, ref, plan):
                     rows.append({"solver": name, **row})
             return rows
         grids = convergence.ladder_grids(config["steps"], config["spacing"], t_max, t_min, sched)
-        ref = convergence.global_reference(prob, sched, x_T, grids, tol)
+        ref = convergence.global_reference(prob, sched, x_T, grids, tol, model=net)
         for name in config["solver"]:
-            for row in convergence.global_errors(
-                solvers.get(name), prob.eps, sched, x_T, grids, ref
-            ):
+            for row in convergence.global_errors(solvers.get(name), eps, sched, x_T, grids, ref):
                 rows.append({"solver": name, **row})
         return rows
 
@@ -221,9 +258,10 @@ VERDICT_MARK = {
 def markdown_table(summary: pd.DataFrame) -> str:
     """Measured order [95% CI] per solver (columns) and cell (rows), verdicts marked."""
     names = list(dict.fromkeys(summary["solver"]))
-    head = ["problem", "schedule", "t_min"] + [f"{n} ({solvers.get(n).order})" for n in names]
+    keys = [k for k in ("problem", "model", "schedule", "t_min") if k in summary.columns]
+    head = keys + [f"{n} ({solvers.get(n).order})" for n in names]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for (prob, sched, t_min), g in summary.groupby(["problem", "schedule", "t_min"], sort=False):
+    for cell, g in summary.groupby(keys, sort=False):
         g = g.set_index("solver")
         cells = []
         for n in names:
@@ -232,7 +270,8 @@ def markdown_table(summary: pd.DataFrame) -> str:
                 f"{r['measured']:.2f} [{r['ci_low']:.2f}, {r['ci_high']:.2f}]"
                 f"{VERDICT_MARK[r['verdict']]}"
             )
-        lines.append(f"| {prob} | {sched} | {t_min:g} | " + " | ".join(cells) + " |")
+        shown = [f"{v:g}" if isinstance(v, float) else str(v) for v in cell]
+        lines.append("| " + " | ".join(shown + cells) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -13,7 +13,7 @@ import pandas as pd
 
 from .metrics import fit_order
 
-CELL_KEYS = ["problem", "schedule", "t_min", "spacing", "seed"]
+CELL_KEYS = ["problem", "model", "schedule", "t_min", "spacing", "seed"]
 STYLE = {
     "ddim": ("C0", "o"),
     "s-pndm": ("C1", "s"),
@@ -34,16 +34,23 @@ def _style(name: str) -> tuple[str, str]:
     return STYLE.get(name, ("k", "."))
 
 
+def _model_tag(keys: dict, sep: str) -> str:
+    model = keys.get("model", "exact")
+    return "" if model in (None, "exact") else f"{sep}{model}"
+
+
 def _cell_title(keys: dict) -> str:
     return (
-        f"{keys['problem']}, {keys['schedule']} schedule, t_min = {keys['t_min']:g}, "
+        f"{keys['problem']}{_model_tag(keys, ' with network ')}, {keys['schedule']} schedule, "
+        f"t_min = {keys['t_min']:g}, "
         f"{keys['spacing']} grid" + (f", seed {keys['seed']}" if keys.get("seed") else "")
     )
 
 
 def _cell_name(keys: dict, prefix: str) -> str:
     return (
-        f"{prefix}_{keys['problem']}_{keys['schedule']}_tmin{keys['t_min']:g}_"
+        f"{prefix}_{keys['problem']}{_model_tag(keys, '_')}_{keys['schedule']}_"
+        f"tmin{keys['t_min']:g}_"
         f"{keys['spacing']}" + (f"_seed{keys['seed']}" if keys.get("seed") else "")
     )
 
@@ -75,7 +82,10 @@ def plot_orders_overview(summary: pd.DataFrame, path: Path) -> Path:
     Rows: problems; columns: t_min; x: schedule; one marker per solver; hollow markers are
     fits whose verdict is "inconclusive" (CI too wide to tell orders apart).
     """
-    problems = list(dict.fromkeys(summary["problem"]))
+    label = summary["problem"]
+    if "model" in summary.columns and (summary["model"] != "exact").any():
+        label = summary["problem"] + " [" + summary["model"] + "]"
+    problems = list(dict.fromkeys(label))
     t_mins = sorted(set(summary["t_min"]), reverse=True)
     schedules = list(dict.fromkeys(summary["schedule"]))
     names = list(dict.fromkeys(summary["solver"]))
@@ -90,7 +100,7 @@ def plot_orders_overview(summary: pd.DataFrame, path: Path) -> Path:
     for i, prob in enumerate(problems):
         for j, t_min in enumerate(t_mins):
             ax = axes[i][j]
-            sub = summary[(summary["problem"] == prob) & (summary["t_min"] == t_min)]
+            sub = summary[(label == prob) & (summary["t_min"] == t_min)]
             for k, name in enumerate(names):
                 color, marker = _style(name)
                 rows = sub[sub["solver"] == name].set_index("schedule")
@@ -198,7 +208,7 @@ def _local_figure(cell_df: pd.DataFrame):
     return fig
 
 
-NORM_KEYS = ["problem", "schedule", "nfe", "t_min", "spacing", "seed"]
+NORM_KEYS = ["problem", "model", "schedule", "nfe", "t_min", "spacing", "seed"]
 
 
 def plot_norms(df: pd.DataFrame, folder) -> list[Path]:
@@ -254,7 +264,8 @@ def plot_norms(df: pd.DataFrame, folder) -> list[Path]:
             ax.grid(True, which="both", alpha=0.3)
         axes[0].legend(fontsize=7)
         fig.suptitle(
-            f"{ck['problem']}, {ck['schedule']} schedule, {ck['nfe']} NFE, "
+            f"{ck['problem']}{_model_tag(ck, ' with network ')}, {ck['schedule']} schedule, "
+            f"{ck['nfe']} NFE, "
             f"t_min = {ck['t_min']:g}, {ck['spacing']} grid",
             fontsize=10,
         )
@@ -263,7 +274,8 @@ def plot_norms(df: pd.DataFrame, folder) -> list[Path]:
             "norms"
             if len(cells) == 1
             else (
-                f"norms_{ck['problem']}_{ck['schedule']}_nfe{ck['nfe']}_tmin{ck['t_min']:g}_"
+                f"norms_{ck['problem']}{_model_tag(ck, '_')}_{ck['schedule']}_nfe{ck['nfe']}_"
+                f"tmin{ck['t_min']:g}_"
                 f"{ck['spacing']}"
             )
         )

@@ -1,0 +1,158 @@
+"""Loading networks safely: safetensors, or torch files with ``weights_only=True``, nothing else.
+
+A shipped network is a pair ``NAME.safetensors`` + ``NAME.json`` (its card: architecture and
+its arguments, data, schedule, parametrisation, time input, training record). The card names
+the architecture from an allowlist (``ARCHITECTURES``), never an arbitrary import path. Every
+failure names the file: a wrong extension, a corrupt file, a state dict that does not match
+the architecture (first missing / unexpected / mis-shaped key).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .network import NetworkModel
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets" / "networks"
+
+#: Architectures a card may name: "name" -> "module:Class" (imported on use).
+ARCHITECTURES = {
+    "eps-mlp": "odebench.models.mlp:EpsMLP",
+    "digits-unet": "odebench.models.unet:DigitsUNet",
+}
+
+CARD_KEYS = ("name", "architecture", "weights", "data", "schedule", "parametrization", "time_input")
+
+
+def shipped() -> list[str]:
+    """Names of the networks that ship with odebench."""
+    return sorted(p.stem for p in ASSETS.glob("*.json"))
+
+
+def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Tensors from a .safetensors file, or a .pt / .pth file loaded with weights_only=True."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        elif suffix in (".pt", ".pth"):
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        else:
+            raise ValueError(
+                f"{path}: refusing to load {suffix or 'a file without extension'}"
+                "; only .safetensors, or .pt/.pth loaded with weights_only=True"
+            )
+    except ValueError:
+        raise
+    except Exception as err:  # corrupt or truncated file: name it
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"{path}: cannot read weights ({first})") from None
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"{path}: not a state dict of tensors")
+    return state
+
+
+def apply_state_dict(
+    net: torch.nn.Module, state: dict[str, torch.Tensor], path: str | Path
+) -> None:
+    """Load ``state`` into ``net`` strictly; a mismatch names the file and the first key."""
+    expected = net.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    if missing or unexpected:
+        what = f"missing key {missing[0]!r}" if missing else f"unexpected key {unexpected[0]!r}"
+        raise ValueError(
+            f"{path}: weights do not match the architecture ({what}; "
+            f"{len(missing)} missing, {len(unexpected)} unexpected)"
+        )
+    for key, value in state.items():
+        if value.shape != expected[key].shape:
+            raise ValueError(
+                f"{path}: weights do not match the architecture ({key!r} has shape "
+                f"{tuple(value.shape)}, expected {tuple(expected[key].shape)})"
+            )
+    net.load_state_dict(state, strict=True)
+
+
+def build_architecture(spec: dict[str, Any], card_path: str | Path) -> torch.nn.Module:
+    name = spec.get("class") if isinstance(spec, dict) else None
+    if name not in ARCHITECTURES:
+        raise ValueError(
+            f"{card_path}: unknown architecture {name!r} (known: {', '.join(ARCHITECTURES)})"
+        )
+    module, cls = ARCHITECTURES[name].split(":")
+    kwargs = spec.get("kwargs", {})
+    try:
+        return getattr(importlib.import_module(module), cls)(**kwargs)
+    except TypeError as err:
+        raise ValueError(f"{card_path}: bad architecture arguments ({err})") from None
+
+
+def read_card(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        card = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such card") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: not a JSON card ({err})") from None
+    missing = [k for k in CARD_KEYS if k not in card]
+    if missing:
+        raise ValueError(f"{path}: card lacks {', '.join(missing)}")
+    return card
+
+
+def sha256(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def load(
+    name_or_card: str | Path,
+    *,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype | None = None,
+    batch_size: int | None = None,
+) -> NetworkModel:
+    """A shipped network by name (``shipped()``), or any card path, as a ``NetworkModel``.
+
+    The card's ``sha256`` (when present) is checked against the weights file.
+    """
+    card_path = Path(name_or_card)
+    if card_path.suffix != ".json":
+        if str(name_or_card) not in shipped():
+            raise ValueError(
+                f"unknown network {str(name_or_card)!r} "
+                f"(shipped: {', '.join(shipped()) or 'none'}; or give a card path)"
+            )
+        card_path = ASSETS / f"{name_or_card}.json"
+    card = read_card(card_path)
+    weights = card_path.parent / card["weights"]
+    if "sha256" in card and weights.is_file() and sha256(weights) != card["sha256"]:
+        raise ValueError(f"{weights}: checksum differs from its card {card_path.name}")
+    net = build_architecture(card["architecture"], card_path)
+    apply_state_dict(net, load_state_dict(weights), weights)
+    model = NetworkModel(
+        net,
+        time_input=card["time_input"],
+        T=card.get("T"),
+        time_scale=card.get("time_scale", 1.0),
+        device=device,
+        dtype=dtype,
+        batch_size=batch_size,
+        name=card["name"],
+    )
+    model.card = card
+    return model
