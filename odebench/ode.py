@@ -31,8 +31,10 @@ EpsModel = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 def drift_coefficients(sched: Schedule, t) -> tuple[torch.Tensor, torch.Tensor]:
     """(c_x, c_eps) with dx/dt = c_x x + c_eps eps: (-beta/2, beta / (2 sigma))."""
     t = as_time(t)
-    beta = sched.beta(t)
-    return -0.5 * beta, 0.5 * beta / sched.sigma(t)
+    beta, sigma = sched.beta(t), sched.sigma(t)
+    c_eps = 0.5 * beta / torch.where(sigma > 0, sigma, 1.0)
+    c_eps = torch.where(sigma > 0, c_eps, sched.eps_coefficient_at_zero())  # the t = 0 limit
+    return -0.5 * beta, c_eps
 
 
 def rhs_from_eps(sched: Schedule, x: torch.Tensor, t, eps: torch.Tensor) -> torch.Tensor:

@@ -116,7 +116,7 @@ KIND = StudyKind(
     options=OPTIONS,
     ladder_axes=("solver", "steps"),
     run_cell=run_cell,
-    version="1",
+    version="2",  # 2: the eps coefficient at t = 0 is its limit (finite for cosine-s0)
     summarize=summarize,
     plot=plot,
     description="orders as t_min -> 0 per grid, per-step errors, stiffness, coefficient exponents",

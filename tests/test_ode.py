@@ -1,5 +1,7 @@
 """The probability-flow ODE: its sign, pinned three independent ways, and its time variables."""
 
+import math
+
 import pytest
 import torch
 from hypothesis import given
@@ -87,3 +89,20 @@ def test_eps_coefficient_is_singular_only_where_beta0_is_positive():
 def test_unknown_time_variable():
     with pytest.raises(ValueError, match="unknown time variable 'tau'"):
         ob.ode.time_variable("tau")
+
+
+def test_eps_coefficient_at_t0_is_its_limit():
+    """inf where beta(0) > 0; the finite limit (pi/2, sigma_max) where the schedule is regular,
+    so a classical stage at t = 0 is only fatal on singular schedules."""
+    zero = torch.tensor(0.0, dtype=D)
+    assert math.isinf(float(drift_coefficients(ob.schedules.get("linear"), zero)[1]))
+    cos0 = float(drift_coefficients(ob.schedules.get("cosine-s0"), zero)[1])
+    assert cos0 == pytest.approx(math.pi / 2, rel=1e-8)
+    assert float(drift_coefficients(ob.schedules.get("edm"), zero)[1]) == pytest.approx(80.0)
+    prob = ob.problems.get("gmm-2d", "cosine-s0")
+    x = prob.sample_marginal(4, 0.9, torch.Generator().manual_seed(0))
+    ts = ob.timesteps(20, "uniform", 0.9, 0.0)
+    sol = ob.solve("rk4", prob.eps, prob.schedule, x, ts)
+    assert sol.diverged is None and torch.isfinite(sol.x).all()
+    lin = prob.with_schedule("linear")
+    assert ob.solve("rk4", lin.eps, lin.schedule, x, ts).diverged is not None

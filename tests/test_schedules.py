@@ -142,3 +142,11 @@ def test_bad_names_and_times():
         s.sigma(-0.1)
     with pytest.raises(ValueError, match="finite"):
         s.lambda_(float("nan"))
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_inverses_reach_the_clean_data_end(name):
+    """t = 0 has lambda = inf and sigma_tilde = 0; the inverses must return 0, not nan."""
+    s = ob.schedules.get(name)
+    assert float(s.t_from_lambda(torch.tensor(math.inf, dtype=D))) == 0.0
+    assert float(s.t_from_sigma_tilde(torch.tensor(0.0, dtype=D))) == 0.0

@@ -19,13 +19,15 @@ from .._tensor import as_time, check_times_in
 
 
 class ScheduleScalars(NamedTuple):
-    """The schedule at one time, as floats: log abar, alpha, sigma, lambda, beta."""
+    """The schedule at one time, as floats: log abar, alpha, sigma, lambda, beta, and the
+    ODE's eps coefficient beta / (2 sigma) (its limit at t = 0, see ``eps_coefficient``)."""
 
     log_alpha_bar: float
     alpha: float
     sigma: float
     lam: float
     beta: float
+    c_eps: float
 
 
 class Schedule(ABC):
@@ -117,13 +119,23 @@ class Schedule(ABC):
             la = float(self._log_alpha_bar(tt))
             var = -math.expm1(la)  # 1 - abar
             lam = 0.5 * (la - math.log(var)) if var > 0 else math.inf
-            hit = ScheduleScalars(
-                la, math.exp(0.5 * la), math.sqrt(var), lam, float(self._beta(tt))
-            )
+            beta = float(self._beta(tt))
+            sigma = math.sqrt(var)
+            c_eps = 0.5 * beta / sigma if sigma > 0 else self.eps_coefficient_at_zero()
+            hit = ScheduleScalars(la, math.exp(0.5 * la), sigma, lam, beta, c_eps)
             if len(cache) > 100_000:
                 cache.clear()
             cache[t] = hit
         return hit
+
+    def eps_coefficient_at_zero(self) -> float:
+        """The limit of beta / (2 sigma) as t -> 0: infinite when beta(0) > 0 (sigma ~ t^1/2),
+        finite when beta(0) = 0 (e.g. "cosine-s0", where it is pi / 2). The finite limit is
+        read at t = 1e-9, where the ratio agrees with it to about 1e-9 relative."""
+        if float(self._beta(torch.zeros((), dtype=torch.float64))) > 0:
+            return math.inf
+        tiny = torch.tensor(1e-9, dtype=torch.float64)
+        return float(0.5 * self._beta(tiny) / torch.sqrt(-torch.expm1(self._log_alpha_bar(tiny))))
 
     @property
     def lambda_range(self) -> tuple[float, float]:
@@ -143,4 +155,7 @@ def _bisect_decreasing(f, target: torch.Tensor, lo: float, hi: float) -> torch.T
         above = f(mid) > target  # f decreasing: root lies to the right
         a = torch.where(above, mid, a)
         b = torch.where(above, b, mid)
-    return 0.5 * (a + b)
+    out = 0.5 * (a + b)
+    lo_t, hi_t = torch.full_like(target, lo), torch.full_like(target, hi)
+    out = torch.where(target >= f(lo_t), lo_t, out)  # the ends exactly (e.g. t = 0: abar = 1)
+    return torch.where(target <= f(hi_t), hi_t, out)

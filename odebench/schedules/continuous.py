@@ -112,7 +112,9 @@ class CosineVP(Schedule):
         u = torch.atan2(torch.sqrt(-torch.expm1(log_cos2)), torch.exp(0.5 * log_cos2))
         t = (u * 2.0 * (1.0 + self.s) / math.pi - self.s).clamp(self.t_lo, self.t_hi)
         for _ in range(2):  # Newton polish: the closed form cancels near t = 0 when s > 0
-            t = t + (self._log_alpha_bar(t) - log_abar) / self._beta(t)
+            beta = self._beta(t)  # zero at t = 0 when s = 0, where the closed form is exact
+            step = (self._log_alpha_bar(t) - log_abar) / torch.where(beta > 0, beta, 1.0)
+            t = t + torch.where(beta > 0, step, 0.0)
         return t
 
 

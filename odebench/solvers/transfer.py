@@ -49,8 +49,7 @@ class LinearTransfer(Transfer):
         if torch.as_tensor(t).ndim:  # per-sample times: the general path
             return rhs_from_eps(sched, x, t, eps)
         here = sched.scalars(float(t))
-        c_eps = 0.5 * here.beta / here.sigma if here.sigma > 0 else math.inf  # singular at 0
-        return (-0.5 * here.beta) * x + c_eps * eps
+        return (-0.5 * here.beta) * x + here.c_eps * eps  # c_eps = inf at 0 if beta(0) > 0
 
     def step(self, sched, x, g, t, s):
         return x + (float(s) - float(t)) * g
