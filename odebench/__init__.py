@@ -8,7 +8,7 @@ sol = ob.solve("f-pndm", prob.eps, sched, prob.sample_marginal(64, ts[0]), ts)
 sol.x, sol.nfe
 """
 
-from . import grids, ode, problems, schedules, solvers
+from . import grids, models, ode, problems, schedules, solvers
 from .grids import timesteps
 from .solvers import Solution, solve
 
@@ -18,6 +18,7 @@ __all__ = [
     "Solution",
     "__version__",
     "grids",
+    "models",
     "ode",
     "problems",
     "schedules",

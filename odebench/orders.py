@@ -56,7 +56,7 @@ def _sampler_names() -> list[str]:
 def _model_names() -> list[str]:
     from .models import shipped
 
-    return ["exact", *shipped()]
+    return ["exact", "trained", *shipped()]
 
 
 def eps_model(name: str, prob, sched, device: str = "cpu"):
@@ -65,17 +65,40 @@ def eps_model(name: str, prob, sched, device: str = "cpu"):
     ``device``, refused unless it was trained on this problem and schedule."""
     if name == "exact":
         return None
-    from .models import load
+    from .models import load, shipped
+
+    if name == "trained":  # the shipped network trained on this problem and schedule
+        name = _trained_network(prob.name, sched.name, shipped())
 
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} asked for, but torch sees no CUDA device")
     net = load(name, dtype=torch.float64, device=device)
-    for key, here in (("data", prob.name), ("schedule", sched.name)):
-        if net.card[key] != here:
-            raise ValueError(
-                f"network {name!r} was trained with {key} {net.card[key]!r}, not {here!r}"
-            )
+    for key, there, here in (
+        ("data", _card_problem(net.card), prob.name),
+        ("schedule", net.card["schedule"], sched.name),
+    ):
+        if there != here:
+            raise ValueError(f"network {name!r} was trained with {key} {there!r}, not {here!r}")
     return net
+
+
+def _card_problem(card: dict) -> str:
+    """The embedded problem a network was trained on (``problem``, else ``data``)."""
+    return card.get("problem", card["data"])
+
+
+def _trained_network(problem: str, schedule: str, names: list[str]) -> str:
+    import json
+
+    from .models.loading import ASSETS
+
+    for name in names:
+        card = json.loads((ASSETS / f"{name}.json").read_text())
+        if _card_problem(card) == problem and card["schedule"] == schedule:
+            return name
+    raise ValueError(
+        f"no shipped network was trained on {problem!r} with the {schedule!r} schedule"
+    )
 
 
 GRID = {

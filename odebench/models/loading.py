@@ -153,6 +153,7 @@ def load(
         dtype=dtype,
         batch_size=batch_size,
         name=card["name"],
+        input_shape=card.get("input_shape"),
     )
     model.card = card
     return model

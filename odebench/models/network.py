@@ -13,7 +13,9 @@ declares it and converts:
   reads abar at index t + 1 of the table, i.e. the network sees i = t T - 2 for the abar of
   t (a one-index shift, kept as a named variant so its effect can be measured).
 
-The wrapper moves x to the network's device and dtype, evaluates in batches of at most
+With ``input_shape`` the states may be flat vectors (as analytic problems use) for a network
+that takes images: they are reshaped on the way in and back on the way out. The wrapper
+moves x to the network's device and dtype, evaluates in batches of at most
 ``batch_size`` under ``torch.inference_mode`` (unless told otherwise), returns eps in x's
 dtype and device, and counts evaluations (``calls``: one per solver call; ``samples``: rows).
 """
@@ -40,6 +42,7 @@ class NetworkModel:
         batch_size: int | None = None,
         inference_mode: bool = True,
         name: str = "network",
+        input_shape: tuple[int, ...] | None = None,
     ):
         if time_input not in TIME_INPUTS:
             raise ValueError(f"time_input must be one of {TIME_INPUTS}, got {time_input!r}")
@@ -59,6 +62,7 @@ class NetworkModel:
         self.net = net.to(device=self.device, dtype=self.dtype).eval()
         self.time_input, self.T, self.time_scale = time_input, T, float(time_scale)
         self.batch_size, self.inference_mode, self.name = batch_size, inference_mode, name
+        self.input_shape = tuple(input_shape) if input_shape is not None else None
         self.calls = 0
         self.samples = 0
 
@@ -78,6 +82,8 @@ class NetworkModel:
         self.calls += 1
         self.samples += x.shape[0]
         xin = x.to(device=self.device, dtype=self.dtype)
+        if self.input_shape is not None:  # e.g. flat (B, 64) states for an 8x8 image network
+            xin = xin.reshape(x.shape[0], *self.input_shape)
         tin = self.network_time(t).to(device=self.device, dtype=self.dtype)
         step = self.batch_size or x.shape[0]
         context = torch.inference_mode() if self.inference_mode else torch.enable_grad()
@@ -86,6 +92,8 @@ class NetworkModel:
                 self.net(xin[i : i + step], tin[i : i + step]) for i in range(0, x.shape[0], step)
             ]
         eps = torch.cat(outs) if len(outs) > 1 else outs[0]
+        if self.input_shape is not None and eps.shape == xin.shape:
+            eps = eps.reshape(x.shape)
         if eps.shape != x.shape:
             raise ValueError(
                 f"{self.name}: network returned shape {tuple(eps.shape)} for x "

@@ -73,9 +73,29 @@ def dirac_2d(schedule: Schedule | str = "linear") -> Dirac:
     return dirac
 
 
+def digits_data(schedule: Schedule | str = "ddpm-linear-1000") -> GaussianMixture:
+    """The empirical distribution of scikit-learn's 1797 handwritten 8x8 digits, pixel / 8 - 1.
+
+    A mixture of 1797 point masses in R^64, so its eps is exact too: the posterior-weighted
+    noise of the "memorising" denoiser. The shipped digits UNet was trained on exactly these
+    images (with the "ddpm-linear-1000" table), so studies can run it against known marginals.
+    Needs scikit-learn (the data ship with it; nothing is downloaded).
+    """
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        raise ValueError(
+            "the digits-data problem needs scikit-learn (pip install scikit-learn)"
+        ) from None
+    images = torch.as_tensor(load_digits().images.reshape(-1, 64), dtype=DTYPE) / 8.0 - 1.0
+    k = images.shape[0]
+    return GaussianMixture(images, torch.zeros(k, dtype=DTYPE), None, schedule, name="digits-data")
+
+
 EMBEDDED: dict[str, tuple[Callable[..., Problem], str]] = {
     "gmm-2d": (gmm_2d, "5 narrow, well separated modes in 2-d (diagonal covariances)"),
     "gmm-64d": (gmm_64d, "8 modes in 64-d near a 4-d subspace (full covariances)"),
     "gaussian-lowrank": (gaussian_lowrank, "rank-3 Gaussian in 16-d, exact flow"),
     "dirac": (dirac_2d, "point mass in 2-d; pseudo methods are exact on it"),
+    "digits-data": (digits_data, "sklearn's 1797 8x8 digits as point masses in 64-d"),
 }
