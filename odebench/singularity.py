@@ -258,6 +258,15 @@ def lipschitz(
     if not (math.isfinite(float(c_x)) and math.isfinite(float(c_eps))):
         return torch.full((batch,), math.inf, dtype=x.dtype, device=x.device)
     c_x, c_eps = c_x.to(x.dtype), c_eps.to(x.dtype)
+    with torch.no_grad():  # a sample whose right-hand side is not finite has no finite bound
+        finite = torch.isfinite((c_x * x + c_eps * model(x, t)).reshape(batch, -1)).all(1)
+    if not bool(finite.all()):
+        out = torch.full((batch,), math.inf, dtype=x.dtype, device=x.device)
+        if bool(finite.any()):
+            out[finite] = lipschitz(
+                model, schedule, x[finite], t, iters=iters, tol=tol, generator=generator
+            )
+        return out
 
     with torch.enable_grad():
         xg = x.detach().clone().requires_grad_(True)
