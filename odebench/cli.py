@@ -40,49 +40,99 @@ def _csv_list(kind):
     return parse
 
 
+def _joined(values) -> str:
+    return ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)
+
+
+def _add_grid_options(
+    parser: argparse.ArgumentParser,
+    *,
+    problem,
+    schedule,
+    solvers,
+    t_min,
+    spacing,
+    n_samples: int,
+    model: bool = True,
+) -> None:
+    """The options every study command shares: each a comma-separated list (a grid axis)."""
+
+    def axis(flag, kind, default, what):
+        parser.add_argument(
+            flag, type=_csv_list(kind), default=None, help=f"{what} (default {_joined(default)})"
+        )
+
+    axis("--problem", str, problem, "embedded problem(s)")
+    if model:
+        axis(
+            "--model",
+            str,
+            ["exact"],
+            "eps model(s): exact, trained (the shipped network of the problem) or a name",
+        )
+    axis("--schedule", str, schedule, "schedule(s)")
+    axis("--solvers", str, solvers, "solvers")
+    axis("--t-min", float, t_min, "end time(s) of sampling")
+    axis("--spacing", str, spacing, "time grid(s): uniform, quadratic, lambda, karras")
+    axis("--seed", int, [0], "seed(s) of the start points")
+    parser.add_argument(
+        "--n-samples",
+        type=int,
+        default=n_samples,
+        help=f"start points per cell (default {n_samples})",
+    )
+    parser.set_defaults(
+        grid_defaults={
+            "problem": problem,
+            "model": ["exact"],
+            "schedule": schedule,
+            "solvers": solvers,
+            "t_min": t_min,
+            "spacing": spacing,
+            "seed": [0],
+        }
+    )
+
+
+def _grid(args, *names: str) -> dict:
+    """The grid axes from the command line, defaults filled in ("solvers" -> "solver")."""
+    out = {}
+    for name in names:
+        value = getattr(args, name)
+        out["solver" if name == "solvers" else name] = (
+            value if value is not None else args.grid_defaults[name]
+        )
+    return out
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from .orders import DEFAULT_SOLVERS, DEFAULT_STEPS
+    from .singularity_study import GRID as SINGULARITY
+
     parser = _Parser(prog="odebench", description="Diffusion samplers measured as ODE solvers.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    sub.add_parser("list", help="list solvers, problems, schedules and grids")
+    sub.add_parser("list", help="list solvers, problems, schedules, grids and networks")
 
     orders = sub.add_parser(
         "orders",
-        help="measure convergence orders (defaults: the PNDM family and classical "
-        "methods on gmm-2d, linear schedule, t_min = 0.1)",
+        help="measure convergence orders (defaults: the PNDM "
+        "family and classical methods on gmm-2d, linear schedule)",
     )
-    orders.add_argument(
-        "--problem",
-        type=_csv_list(str),
-        default=["gmm-2d"],
-        help="embedded problem(s), comma-separated (default gmm-2d)",
-    )
-    orders.add_argument(
-        "--model",
-        type=_csv_list(str),
-        default=["exact"],
-        help="eps model(s): exact, or a shipped network trained on the problem",
-    )
-    orders.add_argument(
-        "--schedule", type=_csv_list(str), default=["linear"], help="schedule(s) (default linear)"
-    )
-    orders.add_argument(
-        "--solvers",
-        type=_csv_list(str),
-        default=None,
-        help="solvers (default ddim,s-pndm,f-pndm,fon,euler,heun,rk4)",
+    _add_grid_options(
+        orders,
+        problem=["gmm-2d"],
+        schedule=["linear"],
+        solvers=DEFAULT_SOLVERS,
+        t_min=[0.1],
+        spacing=["uniform"],
+        n_samples=64,
     )
     orders.add_argument(
         "--steps",
         type=_csv_list(int),
-        default=None,
-        help="step-count ladder (default 25,50,...,1600)",
-    )
-    orders.add_argument(
-        "--t-min",
-        type=_csv_list(float),
-        default=[0.1],
-        help="end time(s) of sampling (default 0.1)",
+        default=DEFAULT_STEPS,
+        help=f"step-count ladder (default {_joined(DEFAULT_STEPS)})",
     )
     orders.add_argument(
         "--t-max",
@@ -91,18 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="start time, capped at the schedule's end (default 1)",
     )
     orders.add_argument(
-        "--spacing",
-        type=_csv_list(str),
-        default=["uniform"],
-        help="time grid(s): uniform, quadratic, lambda, karras",
-    )
-    orders.add_argument(
         "--local",
         action="store_true",
         help="local (one-step) errors per region of t instead of global ones",
     )
-    orders.add_argument("--n-samples", type=int, default=64, help="start points (default 64)")
-    orders.add_argument("--seed", type=_csv_list(int), default=[0], help="seed(s) (default 0)")
     orders.add_argument(
         "--ref-tol",
         type=float,
@@ -114,86 +156,47 @@ def build_parser() -> argparse.ArgumentParser:
 
     norms = sub.add_parser(
         "norms",
-        help="sample norms and densities along sampling paths at equal NFE (the "
-        "paper's manifold-departure diagnosis)",
+        help="sample norms and densities along sampling paths at "
+        "equal NFE (the paper's manifold-departure diagnosis)",
     )
-    norms.add_argument(
-        "--problem",
-        type=_csv_list(str),
-        default=["gaussian-lowrank"],
-        help="embedded problem(s) (default gaussian-lowrank)",
-    )
-    norms.add_argument(
-        "--model",
-        type=_csv_list(str),
-        default=["exact"],
-        help="eps model(s): exact, or a shipped network trained on the problem",
-    )
-    norms.add_argument(
-        "--schedule", type=_csv_list(str), default=["linear"], help="schedule(s) (default linear)"
-    )
-    norms.add_argument(
-        "--solvers",
-        type=_csv_list(str),
-        default=None,
-        help="solvers (default ddim,s-pndm,f-pndm,fon)",
+    _add_grid_options(
+        norms,
+        problem=["gaussian-lowrank"],
+        schedule=["linear"],
+        solvers=["ddim", "s-pndm", "f-pndm", "fon"],
+        t_min=[1e-3],
+        spacing=["uniform"],
+        n_samples=256,
     )
     norms.add_argument(
         "--nfe", type=_csv_list(int), default=[50], help="model evaluations per solver (default 50)"
     )
-    norms.add_argument(
-        "--t-min", type=_csv_list(float), default=[1e-3], help="end time(s) (default 0.001)"
-    )
     norms.add_argument("--t-max", type=float, default=1.0, help="start time (default 1)")
-    norms.add_argument("--spacing", type=_csv_list(str), default=["uniform"], help="time grid(s)")
-    norms.add_argument("--n-samples", type=int, default=256, help="start points (default 256)")
-    norms.add_argument("--seed", type=_csv_list(int), default=[0], help="seed(s) (default 0)")
     _add_device_option(norms)
     _add_run_options(norms, default_out="results/norms")
 
     sing = sub.add_parser(
         "singularity",
-        help="what the t -> 0 end of a schedule does: coefficient exponents, "
-        "orders as t_min -> 0 per grid, per-step errors, stiffness",
+        help="what the t -> 0 end of a schedule does: "
+        "coefficient exponents, orders as t_min -> 0 per grid, per-step "
+        "errors, stiffness",
     )
-    sing.add_argument(
-        "--problem",
-        type=_csv_list(str),
-        default=["gaussian-lowrank"],
-        help="embedded problem(s) (default gaussian-lowrank)",
-    )
-    sing.add_argument(
-        "--schedule",
-        type=_csv_list(str),
-        default=["linear", "cosine-s0"],
-        help="schedule(s) (default linear,cosine-s0)",
-    )
-    sing.add_argument(
-        "--solvers",
-        type=_csv_list(str),
-        default=None,
-        help="solvers (default ddim,s-pndm,f-pndm,fon)",
+    _add_grid_options(
+        sing,
+        problem=["gaussian-lowrank"],
+        schedule=["linear", "cosine-s0"],
+        solvers=SINGULARITY["solver"].default,
+        t_min=SINGULARITY["t_min"].default,
+        spacing=SINGULARITY["spacing"].default,
+        n_samples=32,
+        model=False,
     )
     sing.add_argument(
         "--steps",
         type=_csv_list(int),
-        default=None,
-        help="step-count ladder (default 25,50,...,800)",
+        default=SINGULARITY["steps"].default,
+        help=f"step-count ladder (default {_joined(SINGULARITY['steps'].default)})",
     )
-    sing.add_argument(
-        "--t-min",
-        type=_csv_list(float),
-        default=None,
-        help="end times (default 0.1,0.01,0.001,1e-4,1e-5)",
-    )
-    sing.add_argument(
-        "--spacing",
-        type=_csv_list(str),
-        default=None,
-        help="grids (default uniform,quadratic,lambda)",
-    )
-    sing.add_argument("--n-samples", type=int, default=32, help="start points (default 32)")
-    sing.add_argument("--seed", type=_csv_list(int), default=[0], help="seed(s) (default 0)")
     _add_run_options(sing, default_out="results/singularity")
 
     run = sub.add_parser("run", help="run a study file (TOML)")
@@ -253,91 +256,75 @@ def cmd_list() -> None:
     )
     print("\nTime grids (odebench.timesteps spacing=...):")
     _print_rows(("spacing", "description"), list(grids.SPACINGS.items()))
+    print("\nShipped networks (odebench.models.load(name); studies: model = name or trained):")
+    _print_rows(("name", "problem", "schedule", "time input", "parameters"), _network_rows())
+
+
+def _network_rows() -> list[tuple[str, ...]]:
+    import json
+
+    from .models.loading import ASSETS, shipped
+
+    rows = []
+    for name in shipped():
+        card = json.loads((ASSETS / f"{name}.json").read_text())
+        params = card.get("parameters")
+        rows.append(
+            (
+                name,
+                card.get("problem", card["data"]),
+                card["schedule"],
+                card["time_input"],
+                f"{params:,}" if params else "-",
+            )
+        )
+    return rows
 
 
 def _print_rows(header, rows) -> None:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
-    fmt = "  " + "  ".join(f"{{:<{w}}}" for w in widths[:-1]) + "  {}"
-    print(fmt.format(*header))
-    for r in rows:
-        print(fmt.format(*r))
+    from ._text import fixed_width
+
+    print(fixed_width(header, rows, rule=False, indent="  "))
+
+
+def _study(kind: str, grid: dict, options: dict) -> dict:
+    return {
+        "study": {"name": kind, "kind": kind, "description": f"odebench {kind} (command line)"},
+        "grid": grid,
+        "options": options,
+    }
 
 
 def cmd_orders(args) -> None:
-    from .orders import DEFAULT_SOLVERS, DEFAULT_STEPS
     from .study import parse_study
 
-    data = {
-        "study": {
-            "name": "orders",
-            "kind": "orders",
-            "description": "odebench orders (command line)",
-        },
-        "grid": {
-            "problem": args.problem,
-            "model": args.model,
-            "schedule": args.schedule,
-            "solver": args.solvers or DEFAULT_SOLVERS,
-            "steps": args.steps or DEFAULT_STEPS,
-            "t_min": args.t_min,
-            "spacing": args.spacing,
-            "seed": args.seed,
-        },
-        "options": {
-            "n_samples": args.n_samples,
-            "t_max": args.t_max,
-            "mode": "local" if args.local else "global",
-            "ref_tol": args.ref_tol,
-            "device": args.device,
-        },
+    grid = _grid(args, "problem", "model", "schedule", "solvers", "t_min", "spacing", "seed")
+    grid["steps"] = args.steps
+    options = {
+        "n_samples": args.n_samples,
+        "t_max": args.t_max,
+        "ref_tol": args.ref_tol,
+        "mode": "local" if args.local else "global",
+        "device": args.device,
     }
-    _run(parse_study(data), args)
+    _run(parse_study(_study("orders", grid, options)), args)
 
 
 def cmd_norms(args) -> None:
-    from .norms import DEFAULT_SOLVERS
     from .study import parse_study
 
-    data = {
-        "study": {"name": "norms", "kind": "norms", "description": "odebench norms (command line)"},
-        "grid": {
-            "problem": args.problem,
-            "model": args.model,
-            "schedule": args.schedule,
-            "solver": args.solvers or DEFAULT_SOLVERS,
-            "nfe": args.nfe,
-            "t_min": args.t_min,
-            "spacing": args.spacing,
-            "seed": args.seed,
-        },
-        "options": {"n_samples": args.n_samples, "t_max": args.t_max, "device": args.device},
-    }
-    _run(parse_study(data), args)
+    grid = _grid(args, "problem", "model", "schedule", "solvers", "t_min", "spacing", "seed")
+    grid["nfe"] = args.nfe
+    options = {"n_samples": args.n_samples, "t_max": args.t_max, "device": args.device}
+    _run(parse_study(_study("norms", grid, options)), args)
 
 
 def cmd_singularity(args) -> None:
-    from .singularity_study import GRID
     from .study import parse_study
 
-    grid = {
-        "problem": args.problem,
-        "schedule": args.schedule,
-        "solver": args.solvers or GRID["solver"].default,
-        "steps": args.steps or GRID["steps"].default,
-        "t_min": args.t_min or GRID["t_min"].default,
-        "spacing": args.spacing or GRID["spacing"].default,
-        "seed": args.seed,
-    }
-    data = {
-        "study": {
-            "name": "singularity",
-            "kind": "singularity",
-            "description": "odebench singularity (command line)",
-        },
-        "grid": grid,
-        "options": {"n_samples": args.n_samples},
-    }
-    _run(parse_study(data), args)
+    grid = _grid(args, "problem", "schedule", "solvers", "t_min", "spacing", "seed")
+    grid["steps"] = args.steps
+    _run(parse_study(_study("singularity", grid, {"n_samples": args.n_samples})), args)
 
 
 def cmd_run(args) -> None:

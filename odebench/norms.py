@@ -26,6 +26,7 @@ import pandas as pd
 import torch
 
 from . import problems, schedules, solvers
+from ._text import fixed_width
 from .grids import SPACINGS, timesteps
 from .metrics import norm_band, norm_statistics, subspace_distance
 from .orders import (
@@ -179,7 +180,8 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
                 max_nll_excess=_at_max(g["nll_excess"], g)[0],
                 t_max_nll_excess=_at_max(g["nll_excess"], g)[1],
                 final_nll_excess=float(g["nll_excess"].iloc[-1]),
-                max_x0_dist=float(g["x0_dist_max"].max()),
+                max_x0_dist=float(g["x0_dist_max"].max()),  # often at t_max, where 1/alpha is big
+                final_x0_dist=float(g["x0_dist_max"].iloc[-1]),
                 outside_band_steps=int(
                     ((g["rms_norm"] < g["band_low"]) | (g["rms_norm"] > g["band_high"])).sum()
                 ),
@@ -227,7 +229,7 @@ def format_table(summary: pd.DataFrame) -> str:
         "max NLL excess",
         "at t",
         "final NLL excess",
-        "max x0 dist",
+        "final x0 dist",
     ]
     lines = []
     for _, r in summary.iterrows():
@@ -241,12 +243,7 @@ def format_table(summary: pd.DataFrame) -> str:
                 f"{r['max_nll_excess']:.2e}",
                 f"{r['t_max_nll_excess']:.3g}",
                 f"{r['final_nll_excess']:.2e}",
-                f"{r['max_x0_dist']:.1e}",
+                f"{r['final_x0_dist']:.1e}",
             ]
         )
-    widths = [max(len(c), *(len(line[i]) for line in lines)) for i, c in enumerate(cols)]
-    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
-    return "\n".join(
-        [fmt.format(*cols), fmt.format(*("-" * w for w in widths))]
-        + [fmt.format(*line) for line in lines]
-    )
+    return fixed_width(cols, lines)

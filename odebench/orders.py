@@ -19,6 +19,7 @@ import pandas as pd
 import torch
 
 from . import convergence, problems, schedules, solvers
+from ._text import fixed_width
 from .grids import SPACINGS
 from .metrics import fit_order, verdict
 from .study import Field, StudyKind, register
@@ -334,9 +335,4 @@ def format_table(summary: pd.DataFrame) -> str:
                 "" if pd.isna(r["nfe_at_50"]) else str(int(r["nfe_at_50"])),
             ]
         lines.append(line)
-    widths = [max(len(c), *(len(line[i]) for line in lines)) for i, c in enumerate(cols)]
-    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
-    return "\n".join(
-        [fmt.format(*cols), fmt.format(*("-" * w for w in widths))]
-        + [fmt.format(*line) for line in lines]
-    )
+    return fixed_width(cols, lines)

@@ -341,9 +341,11 @@ def _plot_coefficients(exponents: pd.DataFrame, path: Path) -> Path:
     return _save(fig, path)
 
 
-def _plot_order_vs_tmin(summary: pd.DataFrame, path: Path) -> Path:
-    pairs = list(dict.fromkeys(zip(summary["problem"], summary["schedule"], strict=True)))
-    spacings = list(dict.fromkeys(summary["spacing"]))
+def _panels(df: pd.DataFrame):
+    """A figure with one row per (problem, schedule) and one column per spacing; yields
+    (fig, axes) first, then (ax, problem, schedule, spacing, rows of df in that panel)."""
+    pairs = list(dict.fromkeys(zip(df["problem"], df["schedule"], strict=True)))
+    spacings = list(dict.fromkeys(df["spacing"]))
     fig, axes = plt.subplots(
         len(pairs),
         len(spacings),
@@ -351,38 +353,44 @@ def _plot_order_vs_tmin(summary: pd.DataFrame, path: Path) -> Path:
         sharey=True,
         figsize=(4.3 * len(spacings), 3.0 * len(pairs)),
     )
+    yield fig, axes
     for i, (prob, sched) in enumerate(pairs):
         for j, spacing in enumerate(spacings):
-            ax = axes[i][j]
-            sub = summary[
-                (summary["problem"] == prob)
-                & (summary["schedule"] == sched)
-                & (summary["spacing"] == spacing)
+            sub = df[
+                (df["problem"] == prob) & (df["schedule"] == sched) & (df["spacing"] == spacing)
             ]
-            for name, g in sub.groupby("solver", sort=False):
-                g = g[g["t_min"] > 0].sort_values("t_min")
-                color, marker = _style(name)
-                lo = (g["measured"] - g["ci_low"]).clip(lower=0)
-                hi = (g["ci_high"] - g["measured"]).clip(lower=0)
-                ax.errorbar(
-                    g["t_min"],
-                    g["measured"],
-                    yerr=[lo, hi],
-                    color=color,
-                    marker=marker,
-                    ms=4,
-                    capsize=2,
-                    lw=1,
-                    label=name,
-                )
-                ax.axhline(g["declared"].iloc[0], color=color, lw=0.8, ls=":")
-            ax.set_xscale("log")
-            ax.invert_xaxis()
-            ax.set_ylim(0, 5)
-            ax.set_title(f"{prob}, {sched}, {spacing} grid", fontsize=9)
-            ax.set_xlabel("t_min")
-            ax.grid(True, which="both", alpha=0.3)
-        axes[i][0].set_ylabel("measured global order")
+            yield axes[i][j], prob, sched, spacing, sub
+
+
+def _plot_order_vs_tmin(summary: pd.DataFrame, path: Path) -> Path:
+    panels = _panels(summary)
+    fig, axes = next(panels)
+    for ax, prob, sched, spacing, sub in panels:
+        for name, g in sub.groupby("solver", sort=False):
+            g = g[g["t_min"] > 0].sort_values("t_min")
+            color, marker = _style(name)
+            lo = (g["measured"] - g["ci_low"]).clip(lower=0)
+            hi = (g["ci_high"] - g["measured"]).clip(lower=0)
+            ax.errorbar(
+                g["t_min"],
+                g["measured"],
+                yerr=[lo, hi],
+                color=color,
+                marker=marker,
+                ms=4,
+                capsize=2,
+                lw=1,
+                label=name,
+            )
+            ax.axhline(g["declared"].iloc[0], color=color, lw=0.8, ls=":")
+        ax.set_xscale("log")
+        ax.invert_xaxis()
+        ax.set_ylim(0, 5)
+        ax.set_title(f"{prob}, {sched}, {spacing} grid", fontsize=9)
+        ax.set_xlabel("t_min")
+        ax.grid(True, which="both", alpha=0.3)
+    for row in axes:
+        row[0].set_ylabel("measured global order")
     axes[0][0].legend(fontsize=7)
     fig.suptitle("Measured order (95% CI) as t_min -> 0; dotted: declared", fontsize=10)
     return _save(fig, path)
@@ -390,40 +398,27 @@ def _plot_order_vs_tmin(summary: pd.DataFrame, path: Path) -> Path:
 
 def _plot_per_step(steps: pd.DataFrame, path: Path) -> Path:
     steps = steps[steps["t_min"] == steps["t_min"][steps["t_min"] > 0].min()]
-    pairs = list(dict.fromkeys(zip(steps["problem"], steps["schedule"], strict=True)))
-    spacings = list(dict.fromkeys(steps["spacing"]))
-    fig, axes = plt.subplots(
-        len(pairs),
-        len(spacings),
-        squeeze=False,
-        sharey=True,
-        figsize=(4.3 * len(spacings), 3.0 * len(pairs)),
-    )
-    for i, (prob, sched) in enumerate(pairs):
-        for j, spacing in enumerate(spacings):
-            ax = axes[i][j]
-            sub = steps[
-                (steps["problem"] == prob)
-                & (steps["schedule"] == sched)
-                & (steps["spacing"] == spacing)
-            ]
-            for name, g in sub.groupby("solver", sort=False):
-                color, marker = _style(name)
-                ax.loglog(
-                    g["t_from"],
-                    g["error"].replace(np.inf, np.nan),
-                    color=color,
-                    marker=marker,
-                    ms=2.5,
-                    lw=1,
-                    label=name,
-                )
-            ax.invert_xaxis()
-            t_min = sub["t_min"].iloc[0] if len(sub) else float("nan")
-            ax.set_title(f"{prob}, {sched}, {spacing}, t_min = {t_min:g}", fontsize=9)
-            ax.set_xlabel("t at the start of the step")
-            ax.grid(True, which="both", alpha=0.3)
-        axes[i][0].set_ylabel("one-step error from the exact state")
+    panels = _panels(steps)
+    fig, axes = next(panels)
+    for ax, prob, sched, spacing, sub in panels:
+        for name, g in sub.groupby("solver", sort=False):
+            color, marker = _style(name)
+            ax.loglog(
+                g["t_from"],
+                g["error"].replace(np.inf, np.nan),
+                color=color,
+                marker=marker,
+                ms=2.5,
+                lw=1,
+                label=name,
+            )
+        ax.invert_xaxis()
+        t_min = sub["t_min"].iloc[0] if len(sub) else float("nan")
+        ax.set_title(f"{prob}, {sched}, {spacing}, t_min = {t_min:g}", fontsize=9)
+        ax.set_xlabel("t at the start of the step")
+        ax.grid(True, which="both", alpha=0.3)
+    for row in axes:
+        row[0].set_ylabel("one-step error from the exact state")
     axes[0][0].legend(fontsize=7)
     return _save(fig, path)
 
