@@ -152,3 +152,24 @@ def test_diffusers_unet_from_a_local_folder(tmp_path):
         load_diffusers_unet(tmp_path / "unet")
     with pytest.raises(ValueError, match="no config.json"):
         load_diffusers_unet(tmp_path)
+
+
+def test_flat_states_for_an_image_network():
+    """The digits UNet declares input_shape (1, 8, 8): flat (B, 64) states, as the
+    digits-data problem uses, give the same eps as images."""
+    model = ob.models.load("digits-unet", dtype=torch.float64)
+    assert model.input_shape == (1, 8, 8)
+    x = torch.randn(3, 64, dtype=torch.float64)
+    t = torch.tensor(0.4, dtype=torch.float64)
+    torch.testing.assert_close(model(x, t), model(x.reshape(3, 1, 8, 8), t).reshape(3, 64))
+
+
+def test_trained_picks_the_network_of_the_problem():
+    from odebench.orders import eps_model
+
+    prob = ob.problems.get("gmm-2d")
+    assert eps_model("trained", prob, prob.schedule).name == "gmm-2d-mlp"
+    with pytest.raises(ValueError, match="no shipped network was trained on 'gmm-2d' with"):
+        eps_model("trained", prob.with_schedule("cosine"), ob.schedules.get("cosine"))
+    with pytest.raises(ValueError, match="trained with data 'gmm-64d', not 'gmm-2d'"):
+        eps_model("gmm-64d-mlp", prob, prob.schedule)

@@ -199,3 +199,17 @@ def test_bad_inputs_to_eps_are_refused():
         prob.eps(torch.zeros(4, 2, dtype=D), 1.5)
     with pytest.raises(ValueError, match=r"scalar or have shape \(4,\)"):
         prob.eps(torch.zeros(4, 2, dtype=D), torch.full((3,), 0.5, dtype=D))
+
+
+def test_digits_data_is_the_empirical_distribution():
+    pytest.importorskip("sklearn")
+    prob = ob.problems.get("digits-data", "ddpm-linear-1000")
+    assert (prob.K, prob.dim, prob.kind) == (1797, 64, "isotropic")
+    assert float(prob.means.min()) == -1.0 and float(prob.means.max()) == 1.0
+    x = prob.sample_marginal(8, 0.3, torch.Generator().manual_seed(0))
+    err = (prob.eps(x, 0.3) - autograd_eps(prob, x, 0.3)).norm() / prob.eps(x, 0.3).norm()
+    assert float(err) < 1e-10
+    # far from t = 0 the posterior is spread; near it, it picks the nearest training digit
+    data = prob.sample(4, torch.Generator().manual_seed(1))
+    near = prob.schedule.alpha(1e-4) * data
+    assert float(prob.posterior(near, 1e-4).max(dim=1).values.min()) > 0.99
