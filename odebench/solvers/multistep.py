@@ -15,7 +15,7 @@ number of times, so a warm-up of local order p + 1 allows global order p + 1).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,6 +34,9 @@ WEIGHTS = ("fixed", "variable")
 class RungeKuttaWarmup:
     tableau: Tableau
     steps: int
+    #: Replaces the tableau's step where an implementation deviates from it (``step(transfer,
+    #: model, sched, x, t, s) -> (x_new, first_slope)``); None: the tableau's own step.
+    step: Callable | None = None
 
     @property
     def global_order(self) -> int:
@@ -131,9 +134,12 @@ class MultistepSolver(Solver):
         warm = self._warmup
         for n in range(len(ts) - 1):
             if isinstance(warm, RungeKuttaWarmup) and n < warm.steps:
-                x, first_slope = rk_step(
-                    warm.tableau, self.transfer, model, sched, x, ts[n], ts[n + 1]
-                )
+                if warm.step is not None:
+                    x, first_slope = warm.step(self.transfer, model, sched, x, ts[n], ts[n + 1])
+                else:
+                    x, first_slope = rk_step(
+                        warm.tableau, self.transfer, model, sched, x, ts[n], ts[n + 1]
+                    )
                 history.append(first_slope)
             else:
                 x = self.ab_step(model, sched, x, ts, n, history)
