@@ -446,3 +446,51 @@ def _plot_lipschitz(lip: pd.DataFrame, path: Path) -> Path:
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
     return _save(fig, path)
+
+
+def plot_work_precision(budget: pd.DataFrame, folder) -> list[Path]:
+    """Per cell: error at t_min against NFE for every solver, and the Pareto front."""
+    from .modern import CELL_KEYS, pareto
+
+    folder = Path(folder)
+    budget = budget[budget["error_rms"].notna()]
+    keys = [k for k in CELL_KEYS if k in budget.columns]
+    paths = []
+    for cell, g in budget.groupby(keys, sort=False):
+        ck = dict(zip(keys, cell if isinstance(cell, tuple) else (cell,), strict=True))
+        fig, ax = plt.subplots(figsize=(8.5, 5.2))
+        names = list(dict.fromkeys(g["solver"]))
+        for k, name in enumerate(names):
+            s = g[g["solver"] == name].sort_values("nfe")
+            color = STYLE[name][0] if name in STYLE else plt.cm.tab20(k % 20)
+            marker = STYLE[name][1] if name in STYLE else "o."[k % 2]
+            ax.loglog(s["nfe"], s["error_rms"], marker=marker, color=color, lw=1, ms=4, label=name)
+        front = pareto(g)
+        ax.step(
+            front["nfe"],
+            front["error_rms"],
+            where="post",
+            color="k",
+            lw=2.5,
+            alpha=0.25,
+            label="Pareto front",
+        )
+        for _, r in front.iterrows():
+            ax.annotate(
+                r["solver"],
+                (r["nfe"], r["error_rms"]),
+                fontsize=6,
+                xytext=(3, -8),
+                textcoords="offset points",
+            )
+        ax.set_xlabel("model evaluations (NFE)")
+        ax.set_ylabel("RMS error at t_min vs reference")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=6, ncol=2, loc="center left", bbox_to_anchor=(1.0, 0.5))
+        ax.set_title(f"{_cell_title(ck)}: work-precision", fontsize=9)
+        name = f"work_{ck['problem']}{_model_tag(ck, '_')}_{ck['schedule']}_tmin{ck['t_min']:g}"
+        path = folder / f"{name}_{ck['spacing']}.png"
+        fig.savefig(path, dpi=130, bbox_inches="tight")
+        plt.close(fig)
+        paths.append(path)
+    return paths

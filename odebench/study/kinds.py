@@ -230,6 +230,7 @@ _DECLARED: dict[str, str] = {
     "orders": "odebench.orders",
     "norms": "odebench.norms",
     "singularity": "odebench.singularity_study",
+    "modern": "odebench.modern",
 }
 
 
