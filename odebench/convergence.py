@@ -101,7 +101,13 @@ def one_step_from_exact(
     if isinstance(solver, RungeKuttaSolver):
         t, s = torch.tensor(t0, dtype=DTYPE), torch.tensor(t0 - h, dtype=DTYPE)
         return rk_step(solver.tableau, solver.transfer, eps, schedule, ref.at(t0), t, s)[0]
-    raise ValueError(f"local errors are not defined for {solver.name!r}")
+    if not solver.takes_history and not solver.adaptive:  # any single-step method
+        ts = torch.tensor([t0, t0 - h], dtype=DTYPE)
+        return solve(solver, eps, schedule, ref.at(t0), ts).x
+    raise ValueError(
+        f"local errors are not defined for {solver.name!r} (it needs an exact "
+        "history, which only odebench's own multistep engine takes)"
+    )
 
 
 def local_errors(

@@ -442,7 +442,7 @@ def _one_step(
         ]
         x = solver.ab_step(eps, sched, states[n], ts, n, history)
         return x, f"AB{min(solver.k, n - first + 1)}", first
-    if solver.min_steps == 1:
+    if not solver.takes_history and solver.min_steps == 1:
         return solve(solver, eps, sched, states[n], ts[n : n + 2]).x, solver.name, n
     raise ValueError(f"per-step errors are not defined for {solver.name!r}")
 

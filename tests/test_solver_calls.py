@@ -29,8 +29,23 @@ def four(ts, n):
     return [ts[n], mid, mid, ts[n + 1]]
 
 
-def expected_times(name: str, ts: list[float]) -> list[float]:
+def in_lambda(sched, *fractions):
+    """Stages placed in log-SNR: t(lambda_n + r h) for each r (DPM-Solver's intermediate
+    points, Lu et al. 2022, Algorithms 1 and 2)."""
+
+    def rule(ts, n):
+        lam = [float(sched.lambda_(ts[n])), float(sched.lambda_(ts[n + 1]))]
+        inner = [float(sched.t_from_lambda(lam[0] + r * (lam[1] - lam[0]))) for r in fractions]
+        return [ts[n], *inner]
+
+    return rule
+
+
+def expected_times(name: str, ts: list[float], sched=None) -> list[float]:
     N = len(ts) - 1
+    if name in ("dpm-solver-2", "dpm-solver-3"):
+        rule = in_lambda(sched, 0.5) if name.endswith("2") else in_lambda(sched, 1 / 3, 2 / 3)
+        return [t for n in range(N) for t in rule(ts, n)]
     warm = {
         "s-pndm": (two, 1),
         "ab2": (two, 1),
@@ -39,7 +54,17 @@ def expected_times(name: str, ts: list[float]) -> list[float]:
         "fon": (four, 3),
         "pndm-ramp": (one, 0),
     }
-    every = {"ddim": one, "euler": one, "pie": two, "heun": two, "prk": four, "rk4": four}
+    every = {
+        "ddim": one,
+        "euler": one,
+        "pie": two,
+        "heun": two,
+        "prk": four,
+        "rk4": four,
+        "dpm-solver-1": one,
+        "dpm-solver++-2m": one,
+        "dpm-solver++-3m": one,
+    }
     if name in every:
         return [t for n in range(N) for t in every[name](ts, n)]
     rule, w = warm[name]
@@ -59,6 +84,11 @@ NFE = {
     "f-pndm": lambda N: N + 9,
     "fon": lambda N: N + 9,
     "pndm-ramp": lambda N: N,
+    "dpm-solver-1": lambda N: N,
+    "dpm-solver-2": lambda N: 2 * N,
+    "dpm-solver-3": lambda N: 3 * N,
+    "dpm-solver++-2m": lambda N: N,
+    "dpm-solver++-3m": lambda N: N,
 }
 #: Faithful variants run only on integer grids of discrete tables; their calls are checked
 #: against the implementations themselves in tests/test_variants.py.
@@ -92,7 +122,7 @@ def test_calls_count_and_times(name, spacing, steps):
     solver = ob.solvers.get(name)
     assert sol.nfe == len(rec.calls) == solver.nfe(steps) == NFE[name](steps)
     got = [t for t, _ in rec.calls]
-    assert got == pytest.approx(expected_times(name, ts.tolist()), abs=1e-15, rel=1e-14)
+    assert got == pytest.approx(expected_times(name, ts.tolist(), sched), abs=1e-13, rel=1e-12)
 
 
 @pytest.mark.parametrize("name", ["prk", "f-pndm"])

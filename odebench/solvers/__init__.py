@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from . import classical, pndm, variants
+from . import classical, dpm_solver, pndm, variants
 from .base import Divergence, Solution, Solver
 from .multistep import MultistepSolver
 from .pf import AdaptiveReference
@@ -29,6 +29,7 @@ _FACTORIES: dict[str, Callable[..., Solver]] = {
     "ab3": classical.ab3,
     "fon": classical.fon,
     "pf": AdaptiveReference,
+    **dpm_solver.FACTORIES,
     **variants.FACTORIES,
 }
 

@@ -58,6 +58,9 @@ class Solver(ABC):
     warmup: str = "none"
     citation: str = ""
     adaptive: bool = False
+    #: True for methods that carry evaluations from earlier steps (multistep methods): one
+    #: step from an exact state then needs an exact history too.
+    takes_history: bool = False
 
     @abstractmethod
     def nfe(self, steps: int) -> int | None:

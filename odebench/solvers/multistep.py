@@ -71,6 +71,8 @@ class MultistepSolver(Solver):
     history in the transfer's own variable (t for the linear transfer, sigma_tilde for DDIM).
     """
 
+    takes_history = True
+
     def __init__(
         self,
         name: str,

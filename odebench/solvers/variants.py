@@ -82,7 +82,7 @@ class VariantSolver(Solver):
         citation: str,
     ):
         self.name, self.base, self._tau = name, base, tau
-        self.transfer = base.transfer
+        self.transfer, self.takes_history = base.transfer, base.takes_history
         self.order, self.gradient_order = base.order, base.gradient_order
         self.warmup, self.citation, self._summary = base.warmup, citation, summary
 
