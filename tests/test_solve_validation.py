@@ -41,7 +41,7 @@ def test_grid_outside_a_clipped_schedule():
 
 @pytest.mark.parametrize(
     "name,steps,need",
-    [("f-pndm", 3, 4), ("fon", 2, 4), ("s-pndm", 1, 2), ("ab3", 2, 3), ("pndm-ramp", 3, 4)],
+    [("f-pndm", 3, 4), ("fon", 2, 4), ("s-pndm", 1, 2), ("ab3", 2, 3), ("ipndm", 3, 4)],
 )
 def test_too_few_steps_for_the_warm_up(setup, name, steps, need):
     sched, prob, x = setup

@@ -52,7 +52,7 @@ def expected_times(name: str, ts: list[float], sched=None) -> list[float]:
         "ab3": (four, 2),
         "f-pndm": (four, 3),
         "fon": (four, 3),
-        "pndm-ramp": (one, 0),
+        "ipndm": (one, 0),
     }
     every = {
         "ddim": one,
@@ -64,6 +64,15 @@ def expected_times(name: str, ts: list[float], sched=None) -> list[float]:
         "dpm-solver-1": one,
         "dpm-solver++-2m": one,
         "dpm-solver++-3m": one,
+        "ipndm-v": one,
+        "deis-tab-1": one,
+        "deis-tab-2": one,
+        "deis-tab-3": one,
+        "unipc-2": one,
+        "unipc-3": one,
+        "unipc-2-bh2": one,
+        "unipc-3-bh2": one,
+        "edm-heun": two,  # Heun in sigma_tilde; its Euler last step only where sigma = 0
     }
     if name in every:
         return [t for n in range(N) for t in every[name](ts, n)]
@@ -83,7 +92,16 @@ NFE = {
     "ab3": lambda N: N + 6,
     "f-pndm": lambda N: N + 9,
     "fon": lambda N: N + 9,
-    "pndm-ramp": lambda N: N,
+    "ipndm": lambda N: N,
+    "ipndm-v": lambda N: N,
+    "deis-tab-1": lambda N: N,
+    "deis-tab-2": lambda N: N,
+    "deis-tab-3": lambda N: N,
+    "unipc-2": lambda N: N,
+    "unipc-3": lambda N: N,
+    "unipc-2-bh2": lambda N: N,
+    "unipc-3-bh2": lambda N: N,
+    "edm-heun": lambda N: 2 * N,
     "dpm-solver-1": lambda N: N,
     "dpm-solver-2": lambda N: 2 * N,
     "dpm-solver-3": lambda N: 3 * N,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from . import classical, dpm_solver, pndm, variants
+from . import classical, deis, dpm_solver, edm, pndm, unipc, variants
 from .base import Divergence, Solution, Solver
 from .multistep import MultistepSolver
 from .pf import AdaptiveReference
@@ -21,7 +21,6 @@ _FACTORIES: dict[str, Callable[..., Solver]] = {
     "prk": pndm.prk,
     "s-pndm": pndm.s_pndm,
     "f-pndm": pndm.f_pndm,
-    "pndm-ramp": pndm.ipndm_ramp,
     "euler": classical.euler,
     "heun": classical.heun,
     "rk4": classical.rk4,
@@ -30,11 +29,14 @@ _FACTORIES: dict[str, Callable[..., Solver]] = {
     "fon": classical.fon,
     "pf": AdaptiveReference,
     **dpm_solver.FACTORIES,
+    **unipc.FACTORIES,
+    **deis.FACTORIES,
+    **edm.FACTORIES,
     **variants.FACTORIES,
 }
 
 #: Other names for the same method.
-ALIASES = {"plms": "f-pndm", "ab4": "fon"}
+ALIASES = {"plms": "f-pndm", "ab4": "fon", "pndm-ramp": "ipndm"}
 
 #: The paper's family, in the order studies show it.
 PAPER_FAMILY = ("ddim", "s-pndm", "f-pndm", "fon")

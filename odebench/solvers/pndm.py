@@ -11,7 +11,7 @@ records the order they reach where the two coincide (the "edm" schedule).
 
 from __future__ import annotations
 
-from .multistep import MultistepSolver, RampWarmup, RungeKuttaWarmup
+from .multistep import MultistepSolver, RungeKuttaWarmup
 from .runge_kutta import RungeKuttaSolver
 from .tableau import EULER, HEUN, RK4
 from .transfer import DDIMTransfer
@@ -98,23 +98,4 @@ def f_pndm(weights: str = "fixed") -> MultistepSolver:
         weights=weights,
         citation=PAPER,
         summary="F-PNDM = PLMS: 3 PRK warm-up steps, pseudo AB4; order 2",
-    )
-
-
-def ipndm_ramp(weights: str = "fixed") -> MultistepSolver:
-    """Pseudo AB4 started by the lower-order ramp AB1, AB2, AB3 (no extra evaluations).
-
-    This is the warm-up of DEIS' iPNDM (Zhang & Chen 2023) and of the CompVis PLMS ramp; the
-    Euler first step limits the global order to 2 even where the gradient part is of order 4.
-    NFE = N.
-    """
-    return MultistepSolver(
-        "pndm-ramp",
-        DDIMTransfer(),
-        4,
-        RampWarmup(3),
-        order=2,
-        weights=weights,
-        citation="Zhang & Chen 2023 (DEIS, iPNDM warm-up)",
-        summary="pseudo AB4 with the AB1..AB3 ramp (iPNDM start); order 2",
     )
