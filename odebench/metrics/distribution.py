@@ -1,0 +1,393 @@
+"""Distances between a sampler's output distribution and the true one.
+
+Exact where the truth allows it, Monte Carlo with an error bar and a floor otherwise:
+
+- :func:`gaussian_w2`: the 2-Wasserstein distance between two Gaussians given by a mean and
+  any factor L of the covariance (Sigma = L L^T). It is computed as the orthogonal Procrustes
+  residual min_Q |L1 - L2 Q|_F, which does not cancel catastrophically when the two laws are
+  close (tr(S1) + tr(S2) - 2 tr((S2^1/2 S1 S2^1/2)^1/2) does: it loses every digit below
+  1e-16 tr(S)). Used with the exact push-forward of a Gaussian through a linear solver.
+- :func:`frechet`: the squared Frechet distance (FID's formula) between the moments of a
+  sample and given moments, e.g. the exact moments of a mixture (:func:`mixture_moments`).
+- :func:`sliced_w2`: squared sliced 2-Wasserstein distance between two samples of equal size.
+- :func:`mmd2`: unbiased squared MMD with a Gaussian kernel between two samples.
+- ``nll``: mean of -log p under the true density (in :mod:`odebench.quality`).
+
+A Monte Carlo estimate is not zero for exact samples: it has a *floor*, its mean over exact
+samples of the same size, and a spread. :func:`mc_estimate` returns all of it as an
+:class:`Estimate`: the value with its standard error (the spread over exact samples), the
+floor with its standard error over replicates, ``excess = value - floor``, which is zero
+within ``excess_se`` for an exact sampler, and optionally the paired difference to the exact
+ODE solution from the same starting points with its bootstrap error.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from .._tensor import DTYPE
+
+__all__ = [
+    "Estimate",
+    "floor_of",
+    "frechet",
+    "gaussian_w2",
+    "mc_estimate",
+    "median_bandwidth",
+    "mixture_moments",
+    "mmd2",
+    "mmd2_estimate",
+    "nll_estimate",
+    "psd_factor",
+    "random_directions",
+    "sliced_w2",
+    "sliced_w2_to",
+]
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A metric value with its Monte Carlo standard error and the value exact samples score.
+
+    ``se`` is the Monte Carlo standard error of ``value`` (0 for an exact metric); ``floor``
+    the mean of the metric over exact samples of the same size and ``floor_se`` its standard
+    error (both 0 for an exact metric). ``paired`` (optional) is value minus the metric of the exact
+    ODE solution from the same starting points, with the standard error of that difference.
+    """
+
+    value: float
+    se: float = 0.0
+    floor: float = 0.0
+    floor_se: float = 0.0
+    paired: float = math.nan
+    paired_se: float = math.nan
+
+    @property
+    def excess(self) -> float:
+        """value - floor: what the sampler adds over exact sampling (zero within excess_se)."""
+        return self.value - self.floor
+
+    @property
+    def excess_se(self) -> float:
+        return math.hypot(self.se, self.floor_se)
+
+
+def psd_factor(cov: torch.Tensor) -> torch.Tensor:
+    """The symmetric square root of a positive semi-definite matrix (eigenvalues clipped at 0)."""
+    cov = torch.as_tensor(cov, dtype=DTYPE)
+    if cov.ndim != 2 or cov.shape[0] != cov.shape[1]:
+        raise ValueError(f"a covariance must be a square matrix, got shape {tuple(cov.shape)}")
+    evals, evecs = torch.linalg.eigh(0.5 * (cov + cov.T))
+    scale = float(evals.abs().max()) if evals.numel() else 0.0
+    if float(evals.min()) < -1e-8 * max(scale, 1e-300):
+        raise ValueError(f"covariance is not positive semi-definite (eigenvalue {evals.min():.3g})")
+    return (evecs * evals.clamp_min(0.0).sqrt()) @ evecs.T
+
+
+def gaussian_w2(
+    mean1: torch.Tensor, factor1: torch.Tensor, mean2: torch.Tensor, factor2: torch.Tensor
+) -> float:
+    """W2(N(mean1, L1 L1^T), N(mean2, L2 L2^T)), exact, for factors of any width.
+
+    W2^2 = |m1 - m2|^2 + min over partial isometries Q of |L1 - L2 Q|_F^2, with Q = U V^T from
+    the SVD L2^T L1 = U S V^T (orthogonal Procrustes). Singular covariances are fine; a
+    non-finite input (a diverged solver's push-forward) gives NaN.
+
+    >>> import torch
+    >>> round(gaussian_w2(torch.zeros(2), torch.eye(2), torch.ones(2), 2 * torch.eye(2)), 12)
+    2.0
+    """
+    m1, m2 = (torch.as_tensor(m, dtype=DTYPE).reshape(-1) for m in (mean1, mean2))
+    l1, l2 = (torch.as_tensor(f, dtype=DTYPE) for f in (factor1, factor2))
+    d = m1.shape[0]
+    if m2.shape[0] != d or l1.ndim != 2 or l2.ndim != 2 or l1.shape[0] != d or l2.shape[0] != d:
+        raise ValueError(
+            "gaussian_w2: means of length d and factors with d rows expected, got "
+            f"{tuple(m1.shape)}, {tuple(l1.shape)}, {tuple(m2.shape)}, {tuple(l2.shape)}"
+        )
+    if not all(bool(torch.isfinite(a).all()) for a in (m1, m2, l1, l2)):
+        return math.nan
+    u, _, vh = torch.linalg.svd(l2.T @ l1, full_matrices=False)
+    residual = l1 - l2 @ (u @ vh)
+    return math.sqrt(float(((m1 - m2) ** 2).sum() + (residual**2).sum()))
+
+
+def mixture_moments(problem, t: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact mean and covariance of a Gaussian mixture's marginal p_t.
+
+    Component k at time t is N(alpha mu_k, abar Sigma_k + sigma^2 I), so
+    mean = sum_k w_k alpha mu_k and cov = sum_k w_k (C_k + alpha^2 mu_k mu_k^T) - mean mean^T.
+    """
+    sched = problem.schedule
+    t = torch.as_tensor(float(t), dtype=DTYPE)
+    abar, alpha = sched.alpha_bar(t), sched.alpha(t)
+    w, mu = problem.weights, problem.means
+    evecs = problem.evecs
+    if evecs is None:
+        within = torch.diag((w[:, None] * problem.evals).sum(0))
+    else:
+        within = torch.einsum("k,kij,kj,klj->il", w, evecs, problem.evals, evecs)
+    mean = alpha * (w @ mu)
+    second = abar * (within + torch.einsum("k,ki,kj->ij", w, mu, mu))
+    cov = second + (1.0 - abar) * torch.eye(problem.dim, dtype=DTYPE) - torch.outer(mean, mean)
+    return mean, 0.5 * (cov + cov.T)
+
+
+def _check_samples(x: torch.Tensor, what: str) -> torch.Tensor:
+    if not isinstance(x, torch.Tensor) or x.ndim != 2:
+        raise ValueError(f"{what}: samples must be a (n, d) tensor")
+    if x.shape[0] < 2:
+        raise ValueError(f"{what}: needs at least 2 samples, got {x.shape[0]}")
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{what}: samples contain NaN or inf")
+    return x.to(DTYPE)
+
+
+def frechet(x: torch.Tensor, mean: torch.Tensor, cov_factor: torch.Tensor) -> float:
+    """Squared Frechet distance between the sample moments of x and N(mean, L L^T) (FID's d^2).
+
+    The sample covariance enters through its factor (x - xbar)^T / sqrt(n - 1), so nothing is
+    square-rooted twice.
+    """
+    x = _check_samples(x, "frechet")
+    centred = x - x.mean(0)
+    factor = centred.T / math.sqrt(x.shape[0] - 1)
+    return gaussian_w2(x.mean(0), factor, mean, cov_factor) ** 2
+
+
+def sliced_w2(x: torch.Tensor, y: torch.Tensor, directions: torch.Tensor) -> float:
+    """Squared sliced W2 between two equal-size samples along unit ``directions`` (d, P).
+
+    In one dimension W2 between empirical laws of equal size pairs the sorted projections.
+    """
+    x, y = _check_samples(x, "sliced_w2"), _check_samples(y, "sliced_w2")
+    if x.shape != y.shape:
+        raise ValueError(f"sliced_w2: samples of equal shape needed, got {x.shape} and {y.shape}")
+    px, _ = torch.sort(x @ directions, dim=0)
+    py, _ = torch.sort(y @ directions, dim=0)
+    return float(((px - py) ** 2).mean())
+
+
+def sliced_w2_to(y: torch.Tensor, directions: torch.Tensor) -> Callable[[torch.Tensor], float]:
+    """:func:`sliced_w2` against a fixed y, with y's sorted projections computed once."""
+    y = _check_samples(y, "sliced_w2")
+    py, _ = torch.sort(y @ directions, dim=0)
+
+    def score(x: torch.Tensor) -> float:
+        x = _check_samples(x, "sliced_w2")
+        if x.shape != y.shape:
+            raise ValueError(
+                f"sliced_w2: samples of equal shape needed, got {x.shape} and {y.shape}"
+            )
+        px, _ = torch.sort(x @ directions, dim=0)
+        return float(((px - py) ** 2).mean())
+
+    return score
+
+
+def random_directions(d: int, n: int, generator: torch.Generator) -> torch.Tensor:
+    """n directions uniform on the unit sphere of R^d, as columns (d, n)."""
+    v = torch.randn(d, n, generator=generator, dtype=DTYPE)
+    return v / v.norm(dim=0, keepdim=True)
+
+
+def median_bandwidth(y: torch.Tensor) -> float:
+    """The median pairwise distance of a sample (the usual MMD bandwidth heuristic)."""
+    y = _check_samples(y, "median_bandwidth")
+    dist = torch.cdist(y, y)
+    return float(dist[torch.triu(torch.ones_like(dist, dtype=torch.bool), 1)].median())
+
+
+def _kernel(a: torch.Tensor, b: torch.Tensor, bandwidth: float) -> torch.Tensor:
+    return torch.exp(-torch.cdist(a, b).square() / (2.0 * bandwidth**2))
+
+
+def _mmd2_from(kxx: torch.Tensor, kyy_mean: float, kxy: torch.Tensor) -> float:
+    n = kxx.shape[0]
+    xx = (kxx.sum() - kxx.diagonal().sum()) / (n * (n - 1))
+    return float(xx + kyy_mean - 2.0 * kxy.mean())
+
+
+def _offdiag_mean(k: torch.Tensor) -> float:
+    n = k.shape[0]
+    return float((k.sum() - k.diagonal().sum()) / (n * (n - 1)))
+
+
+def mmd2(x: torch.Tensor, y: torch.Tensor, bandwidth: float) -> float:
+    """Unbiased squared MMD (Gretton et al. 2012) with k(a, b) = exp(-|a - b|^2 / (2 h^2)).
+
+    Its expectation is 0 when x and y come from the same law (it can come out negative).
+    """
+    x, y = _check_samples(x, "mmd2"), _check_samples(y, "mmd2")
+    if not bandwidth > 0:
+        raise ValueError(f"mmd2: bandwidth must be positive, got {bandwidth}")
+    kyy = _offdiag_mean(_kernel(y, y, bandwidth))
+    return _mmd2_from(_kernel(x, x, bandwidth), kyy, _kernel(x, y, bandwidth))
+
+
+def mmd2_estimate(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    bandwidth: float,
+    exact_samples: Callable[[int], torch.Tensor],
+    *,
+    n_boot: int = 32,
+    n_floor: int = 8,
+    generator: torch.Generator | None = None,
+    x_exact_ode: torch.Tensor | None = None,
+    floor: tuple[float, float, float] | None = None,
+) -> Estimate:
+    """:func:`mc_estimate` for :func:`mmd2` against the fixed sample y, with the kernel
+    matrices computed once. A bootstrap resample is a vector of counts c, and the U-statistic
+    of the resample is (c^T K c - sum_i c_i K_ii) / (n (n - 1)): a matrix-vector product
+    instead of a new kernel matrix (the same numbers)."""
+    x, y = _check_samples(x, "mmd2"), _check_samples(y, "mmd2")
+    kyy = _offdiag_mean(_kernel(y, y, bandwidth))
+
+    def prepared(a: torch.Tensor):
+        kaa = _kernel(a, a, bandwidth)
+        return kaa, kaa.diagonal().clone(), _kernel(a, y, bandwidth).mean(1)
+
+    def score(k, idx=None):
+        kaa, diag, kay_rows = k
+        n = kaa.shape[0]
+        if idx is None:
+            return _mmd2_from(kaa, kyy, kay_rows)
+        c = torch.bincount(idx, minlength=n).to(DTYPE)
+        xx = (c @ (kaa @ c) - c @ diag) / (n * (n - 1))
+        return float(xx + kyy - 2.0 * (c @ kay_rows) / n)
+
+    kx = prepared(x)
+    ko = prepared(_check_samples(x_exact_ode, "mmd2")) if x_exact_ode is not None else None
+    return _bootstrap(
+        lambda idx: score(kx, idx),
+        (lambda idx: score(ko, idx)) if ko is not None else None,
+        lambda: score(prepared(exact_samples(x.shape[0]))),
+        x.shape[0],
+        n_boot,
+        n_floor,
+        generator,
+        floor,
+    )
+
+
+def mc_estimate(
+    metric: Callable[[torch.Tensor], float],
+    x: torch.Tensor,
+    exact_samples: Callable[[int], torch.Tensor],
+    *,
+    n_boot: int = 32,
+    n_floor: int = 8,
+    generator: torch.Generator | None = None,
+    x_exact_ode: torch.Tensor | None = None,
+    floor: tuple[float, float, float] | None = None,
+) -> Estimate:
+    """A Monte Carlo metric of the sample x with its bootstrap error, floor and paired excess.
+
+    ``metric(x)`` scores a sample (lower is better). ``exact_samples(n)`` draws n exact samples
+    of the target; the floor is the metric's mean over ``n_floor`` such draws of x's size.
+    ``x_exact_ode`` (same shape as x), when given, holds the exact ODE solution from the same
+    starting points; ``paired`` is metric(x) - metric(x_exact_ode), its standard error from a
+    bootstrap that resamples both with the same indices (common random numbers make it far
+    sharper than the unpaired difference). ``floor`` = (mean, its standard error, standard
+    deviation) from :func:`floor_of`, when given, is used instead of drawing exact samples
+    (compute it once per target, so that every sampler is compared with the same floor).
+    """
+    if x_exact_ode is not None and x_exact_ode.shape != x.shape:
+        raise ValueError("mc_estimate: x_exact_ode must have the shape of x")
+    return _bootstrap(
+        lambda idx: metric(x if idx is None else x[idx]),
+        (lambda idx: metric(x_exact_ode if idx is None else x_exact_ode[idx]))
+        if x_exact_ode is not None
+        else None,
+        lambda: metric(exact_samples(x.shape[0])),
+        x.shape[0],
+        n_boot,
+        n_floor,
+        generator,
+        floor,
+    )
+
+
+def floor_of(
+    metric: Callable[[torch.Tensor], float],
+    exact_samples: Callable[[int], torch.Tensor],
+    n: int,
+    n_floor: int,
+) -> tuple[float, float, float]:
+    """The null law of ``metric`` at sample size n: over ``n_floor`` exact samples of size n,
+    its mean (the floor), the standard error of that mean, and its standard deviation."""
+    if n_floor < 2:
+        raise ValueError("n_floor must be at least 2")
+    values = torch.tensor([metric(exact_samples(n)) for _ in range(n_floor)], dtype=DTYPE)
+    sd = float(values.std())
+    return float(values.mean()), sd / math.sqrt(n_floor), sd
+
+
+def _bootstrap(
+    on: Callable[[torch.Tensor | None], float],
+    on_ode: Callable[[torch.Tensor | None], float] | None,
+    on_exact: Callable[[], float],
+    n: int,
+    n_boot: int,
+    n_floor: int,
+    generator: torch.Generator | None,
+    floor: tuple[float, float, float] | None = None,
+) -> Estimate:
+    """Value, its null standard deviation, the floor, and the bootstrapped paired difference.
+
+    The error bar of the value is the standard deviation of the metric over exact samples of
+    the same size (its null law). A bootstrap of the value itself would not do: these metrics
+    are squared distances near zero, where resampling with replacement inflates them and
+    their spread (3.5x for the Frechet distance of 1500 exact samples in 2-d). The paired
+    difference is smooth in the samples, and bootstrapping it is sound.
+    """
+    if n_boot < 2 or n_floor < 2:
+        raise ValueError("n_boot and n_floor must be at least 2")
+    if floor is None:
+        floor = floor_of(lambda _: on_exact(), lambda k: None, n, n_floor)
+    gen = generator if generator is not None else torch.Generator().manual_seed(0)
+    value = on(None)
+    paired, paired_se = math.nan, math.nan
+    if on_ode is not None:
+        paired = value - on_ode(None)
+        diffs = []
+        for _ in range(n_boot):
+            idx = torch.randint(n, (n,), generator=gen)
+            diffs.append(on(idx) - on_ode(idx))
+        paired_se = float(torch.tensor(diffs, dtype=DTYPE).std())
+    return Estimate(
+        value=value,
+        se=floor[2],
+        floor=floor[0],
+        floor_se=floor[1],
+        paired=paired,
+        paired_se=paired_se,
+    )
+
+
+def nll_estimate(
+    x: torch.Tensor,
+    log_prob: Callable[[torch.Tensor], torch.Tensor],
+    entropy: tuple[float, float],
+    *,
+    x_exact_ode: torch.Tensor | None = None,
+) -> Estimate:
+    """Mean -log p(x) under the true density, with its standard error sd / sqrt(n).
+
+    The floor is ``entropy`` = (E[-log p] over exact samples, its standard error), e.g. from
+    :func:`odebench.metrics.expected_nll`. The paired difference averages
+    -log p(x_i) + log p(x_ode_i) sample by sample.
+    """
+    x = _check_samples(x, "nll")
+    nll = -log_prob(x)
+    n = x.shape[0]
+    est = {"value": float(nll.mean()), "se": float(nll.std() / math.sqrt(n))}
+    if x_exact_ode is not None:
+        diff = nll + log_prob(_check_samples(x_exact_ode, "nll"))
+        est |= {"paired": float(diff.mean()), "paired_se": float(diff.std() / math.sqrt(n))}
+    return Estimate(**est, floor=float(entropy[0]), floor_se=float(entropy[1]))
