@@ -60,10 +60,11 @@ def _model_names() -> list[str]:
     return ["exact", "trained", *shipped()]
 
 
-def eps_model(name: str, prob, sched, device: str = "cpu"):
+def eps_model(name: str, prob, sched, device: str = "cpu", dtype: torch.dtype = torch.float64):
     """The eps model of a cell: None for the problem's exact eps, else a shipped network in
-    float64 (a smooth right-hand side, so adaptive references can reach tight tolerances) on
-    ``device``, refused unless it was trained on this problem and schedule."""
+    ``dtype`` (float64 by default: a smooth right-hand side, so adaptive references can reach
+    tight tolerances) on ``device``, refused unless it was trained on this problem and
+    schedule. Its output is float64 whatever ``dtype`` it computes in."""
     if name == "exact":
         return None
     from .models import load, shipped
@@ -73,7 +74,7 @@ def eps_model(name: str, prob, sched, device: str = "cpu"):
 
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} asked for, but torch sees no CUDA device")
-    net = load(name, dtype=torch.float64, device=device)
+    net = load(name, dtype=dtype, device=device)
     for key, there, here in (
         ("data", _card_problem(net.card), prob.name),
         ("schedule", net.card["schedule"], sched.name),

@@ -231,6 +231,8 @@ _DECLARED: dict[str, str] = {
     "norms": "odebench.norms",
     "singularity": "odebench.singularity_study",
     "modern": "odebench.modern",
+    "quality": "odebench.quality",
+    "audit": "odebench.audit.study",
 }
 
 
