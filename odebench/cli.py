@@ -4,6 +4,8 @@
     odebench orders [options]           the main job: measured vs declared orders
     odebench norms [options]            sample norms and densities along sampling paths
     odebench singularity [options]      orders as t_min -> 0, per-step errors, stiffness
+    odebench quality [options]          sample quality against steps (the paper's FID table)
+    odebench audit diffusers:NAME       a report card for a third-party sampler
     odebench run studies/NAME.toml      any committed study
 
 Bad input exits with status 2 and one line on stderr, never a traceback.
@@ -199,10 +201,65 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_run_options(sing, default_out="results/singularity")
 
+    _add_quality_parser(sub)
+    from .audit.cli import add_parser as add_audit_parser
+
+    add_audit_parser(sub)
+
     run = sub.add_parser("run", help="run a study file (TOML)")
     run.add_argument("study", type=Path, help="path to studies/NAME.toml")
     _add_run_options(run, default_out=None)
     return parser
+
+
+def _add_quality_parser(sub) -> None:
+    from .quality import DEFAULT_SOLVERS, DEFAULT_STEPS, METRICS, PRIORS
+
+    q = sub.add_parser(
+        "quality",
+        help="sample quality against steps: exact W2 for Gaussians, Frechet, sliced W2, MMD "
+        "and NLL with error bars for mixtures (the paper's FID table, where the truth is known)",
+    )
+    _add_grid_options(
+        q,
+        problem=["gaussian-lowrank", "gmm-2d"],
+        schedule=["ddpm-linear-1000"],
+        solvers=DEFAULT_SOLVERS,
+        t_min=[0.0],
+        spacing=["uniform"],
+        n_samples=2000,
+    )
+    q.add_argument(
+        "--steps",
+        type=_csv_list(int),
+        default=DEFAULT_STEPS,
+        help=f"step counts (default {_joined(DEFAULT_STEPS)})",
+    )
+    q.add_argument("--t-max", type=float, default=1.0, help="start time (default 1)")
+    q.add_argument(
+        "--prior",
+        choices=PRIORS,
+        default="marginal",
+        help="start law: the exact marginal at t_max (default) or N(0, I)",
+    )
+    q.add_argument(
+        "--metrics",
+        type=_csv_list(str),
+        default=["auto"],
+        help=f"auto (default) or some of {', '.join(METRICS)}",
+    )
+    q.add_argument(
+        "--no-paired",
+        action="store_true",
+        help="skip the exact ODE solution from the same start points (the paired excess)",
+    )
+    q.add_argument(
+        "--match",
+        default="ddim@1000",
+        help="the reference sampler SOLVER@STEPS others must match (default ddim@1000)",
+    )
+    _add_device_option(q)
+    _add_run_options(q, default_out="results/quality")
 
 
 def _add_device_option(parser: argparse.ArgumentParser) -> None:
@@ -327,6 +384,29 @@ def cmd_singularity(args) -> None:
     _run(parse_study(_study("singularity", grid, {"n_samples": args.n_samples})), args)
 
 
+def cmd_quality(args) -> None:
+    from .study import parse_study
+
+    solver, sep, steps = args.match.partition("@")
+    if not sep or not steps.isdigit():
+        raise ValueError(
+            f"--match must look like SOLVER@STEPS (e.g. ddim@1000), got {args.match!r}"
+        )
+    grid = _grid(args, "problem", "model", "schedule", "solvers", "t_min", "spacing", "seed")
+    grid["steps"] = args.steps
+    options = {
+        "n_samples": args.n_samples,
+        "t_max": args.t_max,
+        "prior": args.prior,
+        "metrics": args.metrics,
+        "paired": not args.no_paired,
+        "match_solver": solver,
+        "match_steps": int(steps),
+        "device": args.device,
+    }
+    _run(parse_study(_study("quality", grid, options)), args)
+
+
 def cmd_run(args) -> None:
     _run(args.study, args)
 
@@ -351,6 +431,14 @@ def _run(spec, args) -> None:
             _print_order_summary(summary)
         elif "max_nll_excess" in summary.columns:
             _print_norms_summary(summary)
+        elif "findings" in summary.columns:
+            table = [f for f in result.figures if Path(f).name == "audit_table.md"]
+            if table:
+                print("\n" + Path(table[0]).read_text())
+        elif "match_nfe" in summary.columns:
+            from .quality import markdown_table
+
+            print("\n" + markdown_table(pd.read_csv(result.csv), summary))
     exponents = Path(result.csv).parent / "singularity_exponents.csv"
     if any(Path(f) == exponents for f in result.figures):
         from .singularity_study import exponent_summary
@@ -401,6 +489,12 @@ def main(argv: list[str] | None = None) -> int:
             cmd_norms(args)
         elif args.command == "singularity":
             cmd_singularity(args)
+        elif args.command == "quality":
+            cmd_quality(args)
+        elif args.command == "audit":
+            from .audit.cli import run as run_audit
+
+            run_audit(args)
         else:
             cmd_run(args)
     except KeyboardInterrupt:
