@@ -1,0 +1,248 @@
+"""Drive a third-party scheduler exactly as a diffusers pipeline does, on odebench's problems.
+
+A diffusers scheduler is driven by this loop (``StableDiffusionPipeline`` and friends)::
+
+    sch = Cls.from_config(config); sch.set_timesteps(N)
+    x = noise * sch.init_noise_sigma
+    for t in sch.timesteps:
+        eps = unet(sch.scale_model_input(x, t), t)
+        x = sch.step(eps, t, x).prev_sample
+
+:func:`drive` runs that loop unchanged, with odebench's exact eps in place of the UNet. The
+model is *instrumented*: every call records the timestep the scheduler passed, the odebench
+time it means (training index i sits at t = (i + 1) / T, odebench's discrete convention) and
+the input scaling c_in (model input = c_in * state). The model input is what a network
+trained on x_t = alpha x0 + sigma n sees, so it is the VP state: schedulers in the VP
+variable (DDIM, PNDM, DPM-Solver, UniPC, DEIS) have c_in = 1; the k-diffusion ports (Euler,
+Heun, LMS, KDPM2) keep x / alpha and scale by c_in = 1 / sqrt(sigma^2 + 1). The loop starts
+from odebench's VP sample x_T at the first evaluated time, mapped into the scheduler's state
+by 1 / c_in; the final state is mapped back by the c_in of the final sigma.
+
+Nothing in the scheduler is changed: its own (float32) tables, its own rounding. An exception
+inside ``from_config``, ``set_timesteps`` or ``step``, or a non-finite state, ends the run
+with a status line instead of an exception.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import json
+import math
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from .._tensor import DTYPE
+
+#: How odebench's discrete tables are written in a diffusers config.
+DIFFUSERS_SCHEDULES: dict[str, dict[str, Any]] = {
+    "ddpm-linear-1000": {"beta_schedule": "linear", "beta_start": 1e-4, "beta_end": 0.02},
+    "scaled-linear-1000": {
+        "beta_schedule": "scaled_linear",
+        "beta_start": 0.00085,
+        "beta_end": 0.012,
+    },
+    "cosine-1000": {"beta_schedule": "squaredcos_cap_v2"},
+}
+
+
+def _one_line(exc: BaseException, limit: int = 160) -> str:
+    text = " ".join(f"{type(exc).__name__}: {exc}".split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def resolve(spec: str | type) -> type:
+    """The scheduler class named by ``spec`` ("diffusers:DDIMScheduler", "DDIMScheduler") or
+    ``spec`` itself when it is a class. Raises ValueError with one line when it cannot."""
+    if isinstance(spec, type):
+        return spec
+    if not isinstance(spec, str) or not spec.strip():
+        raise ValueError(
+            f"expected a scheduler class or a name like diffusers:DDIMScheduler, got {spec!r}"
+        )
+    package, _, name = spec.strip().rpartition(":")
+    package = package or "diffusers"
+    if package != "diffusers":
+        raise ValueError(f"unknown sampler package {package!r} (supported: diffusers)")
+    try:
+        module = importlib.import_module("diffusers")
+    except ImportError:
+        raise ValueError(
+            "the audit of diffusers schedulers needs diffusers: pip install 'odebench[dev]' "
+            "or pip install diffusers"
+        ) from None
+    cls = getattr(module, name, None)
+    if not isinstance(cls, type) or not hasattr(cls, "step") or not hasattr(cls, "set_timesteps"):
+        known = sorted(n for n in dir(module) if n.endswith("Scheduler"))
+        raise ValueError(f"diffusers has no scheduler class {name!r} (e.g. {', '.join(known[:6])})")
+    return cls
+
+
+def parse_config(text: str | dict | None) -> dict[str, Any]:
+    """A user config: a dict, or its JSON text. Raises ValueError with one line if bad."""
+    if text is None or text == "":
+        return {}
+    if isinstance(text, dict):
+        return dict(text)
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(
+            f"--config is not valid JSON ({exc.msg} at char {exc.pos}): {text!r}"
+        ) from None
+    if not isinstance(value, dict):
+        raise ValueError(f"--config must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+def base_config(schedule: str, T: int = 1000) -> dict[str, Any]:
+    """The config odebench gives every scheduler: the table of ``schedule``, eps prediction."""
+    if schedule not in DIFFUSERS_SCHEDULES:
+        raise ValueError(
+            f"the audit runs on a discrete table diffusers also knows: "
+            f"{', '.join(DIFFUSERS_SCHEDULES)} (got {schedule!r})"
+        )
+    return {"num_train_timesteps": T, **DIFFUSERS_SCHEDULES[schedule], "prediction_type": "epsilon"}
+
+
+def make_factory(cls: type, config: dict[str, Any]) -> Callable[[], Any]:
+    """A fresh scheduler per call: ``Cls.from_config(config)`` (or ``Cls(**config)``)."""
+
+    def factory():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if hasattr(cls, "from_config"):
+                return cls.from_config(dict(config))
+            return cls(**config)
+
+    return factory
+
+
+@dataclass
+class Call:
+    """One model evaluation: the scheduler's timestep, odebench's t, the input scaling."""
+
+    timestep: float
+    t: float
+    c_in: float
+
+
+@dataclass
+class Trace:
+    """What one run of the pipeline loop did. ``inputs[k]`` is the k-th model input (a VP
+    state); ``x_vp`` the final state mapped to VP, ``x_raw`` the final state as the pipeline
+    returns it; ``status`` is "ok", "error: ..." or "nan at step k"."""
+
+    steps: int
+    status: str = "ok"
+    calls: list[Call] = field(default_factory=list)
+    inputs: list[torch.Tensor] = field(default_factory=list)
+    x_start: torch.Tensor | None = None
+    x_vp: torch.Tensor | None = None
+    x_raw: torch.Tensor | None = None
+    t_start: float = math.nan
+    c_start: float = math.nan
+    c_end: float = math.nan
+    init_noise_sigma: float = math.nan
+    scheduler: Any = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def nfe(self) -> int:
+        return len(self.calls)
+
+
+def _scale(inp: torch.Tensor, x: torch.Tensor) -> float:
+    """c with inp = c x (least squares), nan when inp is not a scalar multiple of x."""
+    inp, x = inp.to(DTYPE), x.to(DTYPE)
+    den = float((x * x).sum())
+    if den == 0.0:
+        return math.nan
+    c = float((inp * x).sum()) / den
+    off = float((inp - c * x).norm()) / max(float(inp.norm()), 1e-300)
+    return c if off < 1e-5 else math.nan
+
+
+def _prev_sample(out: Any) -> torch.Tensor:
+    if hasattr(out, "prev_sample"):
+        return out.prev_sample
+    if isinstance(out, (tuple, list)):
+        return out[0]
+    return out
+
+
+def final_scale(sch: Any, state_kind: str, last_timestep: Any) -> float:
+    """c_in of the final state: 1 in VP; 1 / sqrt(sigma_end^2 + 1) for sigma-scaled states."""
+    if state_kind == "vp":
+        return 1.0
+    sigmas = getattr(sch, "sigmas", None)
+    if sigmas is not None and len(sigmas):
+        s = float(sigmas[-1])
+        return 1.0 / math.sqrt(s * s + 1.0)
+    probe = torch.ones(1, dtype=DTYPE)
+    return _scale(sch.scale_model_input(probe, last_timestep), probe)
+
+
+def drive(
+    factory: Callable[[], Any],
+    steps: int,
+    start: Callable[[float], torch.Tensor],
+    eps: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    T: int = 1000,
+    *,
+    keep_inputs: bool = True,
+) -> Trace:
+    """Run the pipeline loop for ``steps`` inference steps; never raises for the scheduler.
+
+    ``start(t)`` returns the VP start state at odebench time t (the first evaluated time);
+    ``eps(x, t)`` is the model in odebench time.
+    """
+    trace = Trace(steps=steps)
+    stage = "from_config"
+    try:
+        sch = factory()
+        trace.scheduler = sch
+        stage = "set_timesteps"
+        sch.set_timesteps(steps)
+        timesteps = list(sch.timesteps)
+        if not timesteps:
+            trace.status = "error: set_timesteps gave no timesteps"
+            return trace
+        t0 = timesteps[0]
+        trace.t_start = (float(t0) + 1.0) / T
+        x_T = start(trace.t_start)
+        stage = "scale_model_input"
+        trace.c_start = _scale(copy.deepcopy(sch).scale_model_input(x_T.clone(), t0), x_T)
+        if not math.isfinite(trace.c_start) or trace.c_start <= 0:
+            trace.status = "error: scale_model_input is not a positive scaling of the state"
+            return trace
+        trace.init_noise_sigma = float(getattr(sch, "init_noise_sigma", 1.0))
+        trace.x_start = x_T
+        x = x_T / trace.c_start
+        state_kind = "vp" if abs(trace.c_start - 1.0) < 1e-12 else "ve"
+        for k, ts in enumerate(timesteps, start=1):
+            stage = f"step {k}"
+            inp = sch.scale_model_input(x, ts)
+            t = (float(ts) + 1.0) / T
+            trace.calls.append(Call(float(ts), t, _scale(inp, x)))
+            if keep_inputs:
+                trace.inputs.append(inp.detach().to(DTYPE).clone())
+            e = eps(inp.to(DTYPE), torch.tensor(t, dtype=DTYPE))
+            x = _prev_sample(sch.step(e, ts, x))
+            if not isinstance(x, torch.Tensor) or not bool(torch.isfinite(x).all()):
+                trace.status = f"nan at step {k}"
+                return trace
+        stage = "final scaling"
+        trace.c_end = final_scale(sch, state_kind, timesteps[-1])
+        trace.x_raw = x.detach().to(DTYPE)
+        trace.x_vp = trace.x_raw * trace.c_end
+    except Exception as exc:  # a third-party failure is a result, not a crash
+        trace.status = f"error in {stage}: {_one_line(exc)}"
+    return trace

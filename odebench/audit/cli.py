@@ -1,0 +1,82 @@
+"""``odebench audit SAMPLER [--config JSON] ...``: the report card of one sampler.
+
+    odebench audit diffusers:DDIMScheduler --config '{"timestep_spacing": "trailing"}'
+
+prints the card and writes ``<out>/<sampler>.csv`` (one row per step count),
+``<out>/<sampler>_card.txt`` and ``<out>/<sampler>.png`` (error against NFE, with odebench's
+solver of the same family), each atomically. Bad input raises ValueError with one line
+(odebench's main turns it into "odebench: error: ..." and exit status 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .measure import DEFAULT_STEPS
+
+DEFAULT_OUT = "results/audit"
+
+
+def _steps(text: str) -> list[int]:
+    try:
+        values = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}"
+        ) from None
+    if len(values) < 3 or min(values) < 1:
+        raise argparse.ArgumentTypeError("need at least 3 positive step counts")
+    return values
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Add the ``audit`` subcommand to ``subparsers`` (from ``add_subparsers``)."""
+    p = subparsers.add_parser(
+        "audit",
+        help="measure a third-party sampler from outside (e.g. diffusers:DDIMScheduler)",
+        description="Report card of a diffusers scheduler run as a pipeline runs it: where "
+        "it calls the model, its effective start and end times, its measured order against "
+        "the exact ODE, float64, and odebench's solver of the same family at equal NFE.",
+    )
+    p.add_argument("sampler", help="diffusers:ClassName (any scheduler class of diffusers)")
+    p.add_argument("--config", default=None, help="scheduler config as a JSON object")
+    p.add_argument(
+        "--problem", default="gaussian-lowrank", help="problem (default gaussian-lowrank)"
+    )
+    p.add_argument(
+        "--schedule",
+        default="ddpm-linear-1000",
+        help="discrete table: ddpm-linear-1000 (default), scaled-linear-1000, cosine-1000",
+    )
+    p.add_argument(
+        "--steps",
+        type=_steps,
+        default=DEFAULT_STEPS,
+        help="step-count ladder (default " + ",".join(map(str, DEFAULT_STEPS)) + ")",
+    )
+    p.add_argument("--n-samples", type=int, default=32, help="start points (default 32)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the start points")
+    p.add_argument("--out", type=Path, default=Path(DEFAULT_OUT), help=f"folder ({DEFAULT_OUT})")
+    p.set_defaults(audit_run=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> None:
+    """Run the audit of ``args.sampler`` and print its card; raises ValueError on bad input."""
+    from .report import audit, write
+
+    if args.n_samples < 1:
+        raise ValueError(f"--n-samples must be positive, got {args.n_samples}")
+    report = audit(
+        args.sampler,
+        args.config,
+        problem=args.problem,
+        schedule=args.schedule,
+        steps=args.steps,
+        n_samples=args.n_samples,
+        seed=args.seed,
+    )
+    print(report.card())
+    for path in write(report, args.out):
+        print(f"wrote:  {path}")

@@ -1,0 +1,301 @@
+"""The measurements of an audit: one row per step count of the ladder, and the facts.
+
+For each N of the ladder the scheduler runs twice through :func:`.adapters.drive`: on the
+problem (default gaussian-lowrank, whose exact flow is the reference) from x_T, a sample of
+the marginal at the first evaluated time t_start; and on a point mass, whose states reveal
+their own times (:mod:`.probes`). Each row holds
+
+- ``err_ode``: the output (mapped to VP) against the exact ODE solution from t_start to the
+  *effective* end time t_end (the time the Dirac probe finds the output at);
+- ``err_data``: the output as the pipeline returns it against the exact solution at t = 0
+  (data): the ODE the sampler is meant to solve, from its first evaluated time;
+- ``err_before_final``: the state entering the last step against the exact solution at its
+  time, and ``final_defect``: what the last step adds (output against the exact flow of that
+  state to t_end); ``err_first``: the state after the first step (a local error);
+- ``family_err``: odebench's solver of the same family with the most steps whose NFE fits
+  the scheduler's, between the same t_start and t_end, against the same reference.
+
+The facts (once per audit, at one probe step count): determinism, float64 linearity, the
+scheduler's tables and declared end time, its effective config.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from .. import problems, schedules, solvers
+from .._tensor import DTYPE
+from ..grids import timesteps
+from ..metrics import rms_error
+from ..orders import _one_thread
+from ..reference import reference
+from . import probes
+from .adapters import Trace, base_config, drive, make_factory, parse_config, resolve
+from .nominal import Claim, nominal
+
+#: Step counts: divisors of T = 1000 and non-divisors, 10 to 700.
+DEFAULT_STEPS = [10, 20, 25, 30, 40, 50, 60, 70, 100, 125, 150, 200, 250, 300, 500, 700]
+PERTURBATION = 1e-9
+DIRAC_SAMPLES = 4
+MID = 0.1  # an interior time where the order is read before the last steps into t_end
+
+
+def label(cls: type, config: dict[str, Any]) -> str:
+    """``Name {json}`` (or just ``Name``): how a sampler and its config are written."""
+    return cls.__name__ + (" " + json.dumps(config, sort_keys=True) if config else "")
+
+
+def parse_label(text: str) -> tuple[str, dict[str, Any]]:
+    """Inverse of :func:`label`: ``'DDIMScheduler {"set_alpha_to_one": false}'``."""
+    name, _, rest = text.strip().partition(" ")
+    return name, parse_config(rest.strip() or None)
+
+
+class Setup:
+    """The problem, schedule, start points and models shared by every run of an audit."""
+
+    def __init__(self, problem: str, schedule: str, n_samples: int, seed: int):
+        self.sched = schedules.get(schedule)
+        self.T = int(getattr(self.sched, "T", 0) or 0)
+        if not self.T:
+            raise ValueError(f"schedule {schedule!r} is not a discrete table")
+        self.prob = problems.get(problem, self.sched)
+        self.dirac = problems.get("dirac", self.sched)
+        self.n_samples, self.seed = int(n_samples), int(seed)
+        self.noise = torch.randn(
+            DIRAC_SAMPLES, 2, generator=torch.Generator().manual_seed(seed + 1), dtype=DTYPE
+        )
+        self.exact = getattr(self.prob, "flow", None) is not None
+
+    def start(self, t: float) -> torch.Tensor:
+        gen = torch.Generator().manual_seed(self.seed)
+        return self.prob.sample_marginal(self.n_samples, t, gen).to(DTYPE)
+
+    def flow(self, x: torch.Tensor, s: float, t: float) -> torch.Tensor:
+        return self.prob.flow(x, s, t)
+
+
+def _ref_states(setup: Setup, x_T: torch.Tensor, t0: float, times: list[float]):
+    """Exact states at ``times`` from x_T at t0 (exact flow, else a tight adaptive solve),
+    with the reference's own accuracy at each."""
+    grid = sorted({t for t in times if math.isfinite(t) and t < t0} | {t0}, reverse=True)
+    ref = reference(setup.prob, setup.sched, x_T, torch.tensor(grid, dtype=DTYPE), tol=1e-11)
+    return ref
+
+
+def _family_error(claim: Claim, setup: Setup, x_T, t0, t1, nfe, target) -> tuple[float, int]:
+    if claim.family is None or not math.isfinite(t1) or nfe < 1:
+        return math.nan, 0
+    try:
+        solver = solvers.get(claim.family, **claim.family_options)
+        n = solver.steps_for_nfe(nfe)
+        if claim.spacing == "karras" and t1 == 0.0:
+            if n < 2:
+                return math.nan, 0
+            ts = timesteps(n - 1, "karras", t0, 1.0 / setup.T, schedule=setup.sched)
+            ts = torch.cat([ts, torch.zeros(1, dtype=DTYPE)])
+        else:
+            ts = timesteps(n, claim.spacing, t0, t1, schedule=setup.sched)
+        sol = solvers.solve(solver, setup.prob.eps, setup.sched, x_T, ts)
+        return rms_error(sol.x, target), sol.nfe
+    except ValueError:
+        return math.nan, 0
+
+
+def _compact(values: Sequence[float]) -> str:
+    return ",".join(f"{v:g}" for v in values)
+
+
+def measure_rung(
+    factory, claim: Claim, setup: Setup, steps: int, *, keep_calls: bool = False
+) -> dict[str, Any]:
+    """One row of the ladder (see the module docstring)."""
+    T = setup.T
+    main = drive(factory, steps, setup.start, setup.prob.eps, T)
+    row: dict[str, Any] = {
+        "steps": steps,
+        "divides_T": T % steps == 0,
+        "status": main.status,
+        "nfe": main.nfe,
+        "t_start": main.t_start,
+        "repeats": sum(1 for a, b in zip(main.calls, main.calls[1:], strict=False) if a.t == b.t),
+    }
+    if keep_calls:
+        row["call_timesteps"] = _compact([c.timestep for c in main.calls])
+    probe = drive(
+        factory,
+        steps,
+        probes.dirac_start(setup.dirac, setup.sched, setup.noise),
+        setup.dirac.eps,
+        T,
+    )
+    times = probes.state_times(probe, setup.dirac, setup.sched, setup.noise, T)
+    row.update(
+        t_end=times["t_end"],
+        max_gap=times["max_gap"],
+        calls_off=times["n_off"],
+        worst_call=times["worst_call"],
+        worst_t_call=times["worst_t_call"],
+        worst_t_state=times["worst_t_state"],
+    )
+    keys = ("err_ode", "err_data", "err_before_final", "final_defect", "err_first", "ref_acc")
+    row.update(dict.fromkeys(keys, math.nan))
+    row.update(t_before_final=math.nan, family_err=math.nan, family_nfe=0)
+    row.update(t_mid=math.nan, err_mid=math.nan)
+    if not main.ok:
+        return row
+    t0, t_end = main.t_start, times["t_end"]
+    same_calls = probe.ok and len(probe.calls) == len(main.calls)
+    state_t = times["state_t"] if same_calls else []
+    # the last state entering the final step (a time different from the end) and the first
+    # state after the first step
+    k_last = next(
+        (
+            k
+            for k in range(len(state_t) - 1, -1, -1)
+            if math.isfinite(state_t[k]) and abs(state_t[k] - t_end) * T > probes.SNAP
+        ),
+        None,
+    )
+    k_mid = min(
+        range(len(state_t)),
+        key=lambda k: abs(state_t[k] - MID) if math.isfinite(state_t[k]) else math.inf,
+        default=None,
+    )
+    k_first = next(
+        (
+            k
+            for k in range(1, len(state_t))
+            if math.isfinite(state_t[k]) and abs(state_t[k] - t0) * T > probes.SNAP
+        ),
+        None,
+    )
+    t_last = state_t[k_last] if k_last is not None else math.nan
+    t_first = state_t[k_first] if k_first is not None else math.nan
+    t_mid = state_t[k_mid] if k_mid is not None else math.nan
+    wanted = [t for t in (t_end, 0.0, t_last, t_first, t_mid) if math.isfinite(t)]
+    ref = _ref_states(setup, main.x_start, t0, wanted)
+    row["err_data"] = rms_error(main.x_raw, ref.at(0.0))
+    if math.isfinite(t_end) and t_end < t0:
+        target = ref.at(t_end)
+        row["err_ode"] = rms_error(main.x_vp, target)
+        row["ref_acc"] = ref.accuracy_at(t_end)
+        row["family_err"], row["family_nfe"] = _family_error(
+            claim, setup, main.x_start, t0, t_end, main.nfe, target
+        )
+    if k_last is not None and t_last < t0:
+        row["t_before_final"] = t_last
+        row["err_before_final"] = rms_error(main.inputs[k_last], ref.at(t_last))
+        if setup.exact and math.isfinite(t_end):
+            row["final_defect"] = rms_error(
+                main.x_vp, setup.flow(main.inputs[k_last], t_last, t_end)
+            )
+    if k_mid is not None and t_end < t_mid < t0 and abs(t_mid - MID) < 0.05:
+        row["t_mid"] = t_mid
+        row["err_mid"] = rms_error(main.inputs[k_mid], ref.at(t_mid))
+    if k_first is not None and t_first < t0:
+        row["err_first"] = rms_error(main.inputs[k_first], ref.at(t_first))
+    return row
+
+
+def measure_facts(factory, setup: Setup, steps: int) -> dict[str, Any]:
+    """Per-audit facts at ``steps`` inference steps: determinism, float64, tables, config."""
+    T = setup.T
+    base = drive(factory, steps, setup.start, setup.prob.eps, T, keep_inputs=False)
+    again = drive(factory, steps, setup.start, setup.prob.eps, T, keep_inputs=False)
+    facts: dict[str, Any] = {"probe_steps": steps, "probe_status": base.status}
+    facts["stochastic_diff"] = probes.difference(base, again)
+    direction = torch.randn(
+        setup.n_samples,
+        *base.x_start.shape[1:] if base.x_start is not None else (1,),
+        generator=torch.Generator().manual_seed(setup.seed + 7),
+        dtype=DTYPE,
+    )
+
+    def shifted(scale: float):
+        def start(t: float) -> torch.Tensor:
+            x = setup.start(t)
+            return x + scale * PERTURBATION * float(x.norm() / direction.norm()) * direction
+
+        return start
+
+    small = drive(factory, steps, shifted(1.0), setup.prob.eps, T, keep_inputs=False)
+    large = drive(factory, steps, shifted(2.0), setup.prob.eps, T, keep_inputs=False)
+    facts["linearity_defect"] = probes.linearity_defect(base, small, large)
+    facts["x_scale"] = rms_error(base.x_raw, torch.zeros_like(base.x_raw)) if base.ok else 1.0
+    facts["out_dtype"] = str(base.x_raw.dtype).replace("torch.", "") if base.ok else ""
+    facts["state_kind"] = "vp" if abs(base.c_start - 1.0) < 1e-12 else "sigma-scaled"
+    facts["init_scale"] = base.init_noise_sigma * base.c_start if base.ok else math.nan
+    facts["init_noise_sigma"] = base.init_noise_sigma
+    sch = base.scheduler
+    if sch is not None:
+        facts.update(probes.table_facts(sch, setup.sched))
+        config = getattr(sch, "config", None)
+        facts["effective_config"] = json.dumps(
+            {k: v for k, v in dict(config or {}).items() if not k.startswith("_")},
+            sort_keys=True,
+            default=str,
+        )
+    return facts
+
+
+def measure(
+    sampler: str | type,
+    config: dict[str, Any] | str | None = None,
+    *,
+    problem: str = "gaussian-lowrank",
+    schedule: str = "ddpm-linear-1000",
+    steps: Sequence[int] = DEFAULT_STEPS,
+    n_samples: int = 32,
+    seed: int = 0,
+    claim: Claim | None = None,
+    probe_steps: int = 50,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Rows of the ladder and the facts of ``sampler`` (a class, or "diffusers:Name")."""
+    with _one_thread():
+        return _measure(
+            sampler, config, problem, schedule, steps, n_samples, seed, claim, probe_steps
+        )
+
+
+def _measure(sampler, config, problem, schedule, steps, n_samples, seed, claim, probe_steps):
+    cls = resolve(sampler)
+    user = parse_config(config)
+    steps = sorted({int(n) for n in steps})
+    if len(steps) < 3 or steps[0] < 1:
+        raise ValueError(f"need at least 3 distinct positive step counts, got {steps}")
+    setup = Setup(problem, schedule, n_samples, seed)
+    full = {**base_config(schedule, setup.T), **user}
+    factory = make_factory(cls, full)
+    try:
+        effective = dict(factory().config)
+    except Exception:  # the failure shows in every row's status
+        effective = full
+    if claim is None:
+        claim = nominal(cls.__name__, effective)
+    facts = measure_facts(factory, setup, probe_steps)
+    facts.update(
+        sampler=label(cls, user),
+        scheduler_class=cls.__name__,
+        user_config=json.dumps(user, sort_keys=True),
+        problem=problem,
+        schedule=schedule,
+        T=setup.T,
+        n_samples=n_samples,
+        seed=seed,
+        nominal=claim.order if claim.order is not None else math.nan,
+        nominal_source=claim.source,
+        family=claim.family or "",
+        family_spacing=claim.spacing,
+    )
+    first_small = min(steps, key=lambda n: abs(n - 10))
+    rows = [measure_rung(factory, claim, setup, n, keep_calls=(n == first_small)) for n in steps]
+    return rows, facts
+
+
+__all__ = ["DEFAULT_STEPS", "Setup", "Trace", "label", "measure", "measure_rung", "parse_label"]

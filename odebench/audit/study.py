@@ -1,0 +1,247 @@
+"""The "audit" study kind: report cards of many samplers, one cell per sampler.
+
+A sampler is written as its diffusers class name, optionally followed by its config as JSON:
+``'DDIMScheduler {"timestep_spacing": "trailing"}'``. Rows are tidy: ``part = "ladder"``
+(one per step count, see :mod:`.measure`) and one ``part = "facts"`` row per cell.
+``summarize`` rebuilds each report card from those rows (:func:`.report.build_report`, the
+same function the CLI uses); ``plot`` writes ``audit_table.md`` (the README table),
+``audit_cards.md`` (every card) and ``audit_errors.png``.
+
+    python -m odebench.audit.study studies/audit.toml [--workers 2]
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..study import Field, StudyKind, register
+from .measure import DEFAULT_STEPS, label, measure, parse_label
+
+CELL_KEYS = ["sampler", "problem", "schedule", "seed"]
+
+
+def _check_sampler(value: str) -> str | None:
+    try:
+        parse_label(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def _positive(value: int) -> str | None:
+    return None if value > 0 else "must be positive"
+
+
+GRID = {
+    "sampler": Field(
+        str, check=_check_sampler, help='class name + JSON config, e.g. "DDIMScheduler"'
+    ),
+    "problem": Field(str, default=["gaussian-lowrank"], help="embedded problem"),
+    "schedule": Field(
+        str,
+        default=["ddpm-linear-1000"],
+        choices=("ddpm-linear-1000", "scaled-linear-1000", "cosine-1000"),
+        help="discrete table",
+    ),
+    "steps": Field(int, default=DEFAULT_STEPS, check=_positive, help="step-count ladder"),
+    "seed": Field(int, default=[0], help="seed of the start points"),
+}
+OPTIONS = {
+    "n_samples": Field(int, default=32, check=_positive, help="start points per cell"),
+    "probe_steps": Field(
+        int, default=50, check=_positive, help="N of the float64/determinism probes"
+    ),
+}
+
+
+def run_cell(config: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ladder rows and the facts row of one sampler."""
+    name, user = parse_label(config["sampler"])
+    rows, facts = measure(
+        "diffusers:" + name,
+        user,
+        problem=config["problem"],
+        schedule=config["schedule"],
+        steps=config["steps"],
+        n_samples=int(config["n_samples"]),
+        seed=int(config["seed"]),
+        probe_steps=int(config["probe_steps"]),
+    )
+    facts = {k: v for k, v in facts.items() if k not in ("sampler", "problem", "schedule", "seed")}
+    out = [{"part": "ladder", **r} for r in rows]
+    out.append({"part": "facts", **facts})
+    return out
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value.item() if hasattr(value, "item") else value
+
+
+def _finite_int(value) -> bool:
+    return isinstance(value, float) and math.isfinite(value) and value.is_integer()
+
+
+def reports(df: pd.DataFrame) -> list:
+    """The AuditReport of every cell of a study table."""
+    from .report import build_report
+
+    out = []
+    keys = [k for k in CELL_KEYS if k in df.columns]
+    for cell, group in df.groupby(keys, sort=False):
+        cell = cell if isinstance(cell, tuple) else (cell,)
+        ladder = group[group["part"] == "ladder"]
+        facts_rows = group[group["part"] == "facts"]
+        rows = [
+            {k: _clean(v) for k, v in r.items() if _clean(v) is not None}
+            for r in ladder.to_dict("records")
+        ]
+        for r in rows:
+            for key in ("steps", "nfe", "repeats", "family_nfe", "calls_off", "worst_call"):
+                if key in r:
+                    r[key] = int(r[key])
+            r["divides_T"] = bool(r.get("divides_T", False))
+        facts = {k: _clean(v) for k, v in facts_rows.iloc[0].items()} if len(facts_rows) else {}
+        facts = {k: v for k, v in facts.items() if v is not None}
+        facts.update(dict(zip(keys, cell, strict=True)))
+        for key in ("n_samples", "seed", "T", "probe_steps"):
+            if key in facts:
+                facts[key] = int(facts[key])
+        if _finite_int(facts.get("nominal")):
+            facts["nominal"] = int(facts["nominal"])
+        out.append(build_report(rows, facts))
+    return out
+
+
+def summarize(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per sampler: nominal vs measured order, verdict, end times, float64, findings."""
+    rows = []
+    for rep in reports(df):
+        row = {k: rep.facts.get(k) for k in ("problem", "schedule", "seed")}
+        row.update(rep.summary())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def markdown_table(summary: pd.DataFrame) -> str:
+    """The summary as the README's table."""
+    head = [
+        "sampler",
+        "nominal",
+        "measured order [95% CI]",
+        "start t",
+        "end t",
+        "error at N=700",
+        "vs odebench (equal NFE)",
+        "verdict",
+    ]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for _, r in summary.iterrows():
+        order = (
+            f"{r['order']:.2f} [{r['ci_low']:.2f}, {r['ci_high']:.2f}]"
+            if pd.notna(r["order"])
+            else "-"
+        )
+        ratio = f"{r['family_ratio']:.2g}x {r['family']}" if pd.notna(r["family_ratio"]) else "-"
+        nominal = f"{r['nominal']:g}" if pd.notna(r["nominal"]) else "-"
+        err = f"{r['error_at_finest']:.1e}" if pd.notna(r["error_at_finest"]) else "-"
+        cells = [
+            f"`{r['sampler']}`",
+            nominal,
+            order,
+            str(r["t_start"]),
+            str(r["t_end"]),
+            err,
+            ratio,
+            str(r["verdict"]).replace("|", "/"),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(df: pd.DataFrame, summary: pd.DataFrame | None, folder) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .report import draw
+
+    folder = Path(folder)
+    reps = reports(df)
+    paths = []
+    if summary is not None and len(summary):
+        table = folder / "audit_table.md"
+        table.write_text(markdown_table(summary))
+        paths.append(table)
+    cards = folder / "audit_cards.md"
+    cards.write_text("\n".join(f"### {r.sampler}\n\n```\n{r.card()}\n```\n" for r in reps))
+    paths.append(cards)
+    cols = 4
+    nrow = max(1, math.ceil(len(reps) / cols))
+    fig, axes = plt.subplots(nrow, cols, figsize=(4.0 * cols, 3.0 * nrow), squeeze=False)
+    for ax, rep in zip(axes.flat, reps, strict=False):
+        draw(ax, rep, legend=True)
+        ax.set_title(rep.sampler, fontsize=6)
+    for ax in list(axes.flat)[len(reps) :]:
+        ax.axis("off")
+    fig.tight_layout()
+    fig_path = folder / "audit_errors.png"
+    fig.savefig(fig_path, dpi=90)
+    plt.close(fig)
+    paths.append(fig_path)
+    return paths
+
+
+KIND = StudyKind(
+    name="audit",
+    grid=GRID,
+    options=OPTIONS,
+    ladder_axes=("steps",),
+    run_cell=run_cell,
+    version="1",
+    summarize=summarize,
+    plot=plot,
+    description="report cards of third-party samplers (diffusers), measured from outside",
+)
+if __name__ not in ("__main__", "__mp_main__"):  # as a script it re-imports itself (end)
+    register(KIND)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m odebench.audit.study STUDY.toml [--workers N] [--out DIR]``."""
+    import argparse
+
+    from ..study import run_study
+
+    parser = argparse.ArgumentParser(prog="python -m odebench.audit.study")
+    parser.add_argument("study", type=Path)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+    try:
+        result = run_study(args.study, out=args.out, workers=args.workers)
+    except ValueError as err:
+        print(f"odebench: error: {' '.join(str(err).split())}", file=sys.stderr)
+        return 2
+    summary = pd.read_csv(result.summary_csv)
+    for _, r in summary.iterrows():
+        print(f"{r['sampler']}: {r['verdict']}")
+    print(f"table: {result.csv}")
+    for fig in result.figures:
+        print(f"figure: {fig}")
+    return 0
+
+
+__all__ = ["KIND", "label", "main", "markdown_table", "reports", "run_cell", "summarize"]
+
+if __name__ == "__main__":
+    from odebench.audit.study import main as _main  # registers the kind under its real name
+
+    sys.exit(_main())
