@@ -289,3 +289,32 @@ def test_gaussian_marginal_factor_is_singular_at_t0():
     assert torch.allclose(mean3, m2, atol=1e-14) and torch.allclose(f3 @ f3.T, cov2, atol=1e-13)
     with pytest.raises(ValueError, match="not a single Gaussian"):
         gaussian_marginal(ob.problems.get("gmm-2d", "linear"), 0.0)
+
+
+def test_feature_frechet_of_digits_is_zero_for_data_and_grows_when_blurred():
+    """The classifier-feature Frechet distance (the FID analogue of the digits study)."""
+    from odebench.models import digits_features, load_digits_classifier
+
+    digits = ob.problems.get("digits-data")
+    clf = load_digits_classifier()
+    feats = digits_features(digits.means, clf)
+    mean, factor = feats.mean(0), (feats - feats.mean(0)).T / math.sqrt(feats.shape[0])
+
+    def metric(f):
+        return frechet(f, mean, factor)
+
+    gen = torch.Generator().manual_seed(1)
+
+    def draw(k):
+        return digits_features(digits.sample(k, gen), clf)
+
+    floor = floor_of(metric, draw, 600, 8)
+    exact = digits.sample(600, torch.Generator().manual_seed(2))
+    est = mc_estimate(metric, digits_features(exact, clf), draw, floor=floor)
+    assert abs(est.excess) < 3 * est.excess_se, est
+    noisy = (exact + 0.3 * torch.randn(exact.shape, generator=gen, dtype=D)).clamp(-1, 1)
+    img = exact.reshape(-1, 8, 8)
+    blurred = (0.5 * img + 0.25 * img.roll(1, 2) + 0.25 * img.roll(-1, 2)).reshape(-1, 64)
+    for what, x in (("noise", noisy), ("blur", blurred)):
+        bad = mc_estimate(metric, digits_features(x, clf), draw, floor=floor)
+        assert bad.excess > 3 * bad.excess_se, (what, bad)

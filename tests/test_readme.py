@@ -21,3 +21,11 @@ def test_ci_runs_the_readme_test_command():
     assert "pytest" in command and "ruff check" in command
     ci = (README.parent / ".ci" / "run").read_text()
     assert "test-command" in ci and "torch==2.13.0" in ci
+
+
+def test_every_figure_the_readme_names_is_committed():
+    text = README.read_text()
+    named = set(re.findall(r"figures/[\w./-]+\.(?:png|md|csv|json)", text))
+    assert named
+    missing = sorted(p for p in named if not (README.parent / p).is_file())
+    assert not missing, missing
