@@ -514,7 +514,8 @@ def plot_quality(df: pd.DataFrame, folder) -> list[Path]:
         ck = dict(zip(keys, cell if isinstance(cell, tuple) else (cell,), strict=True))
         metrics = list(dict.fromkeys(g["metric"]))
         exact = metrics == ["w2"]
-        rows = 1 if exact else 2
+        paired = "paired" in g.columns and bool(g["paired"].notna().any())
+        rows = 1 if exact or not paired else 2
         fig, axes = plt.subplots(
             rows, len(metrics), figsize=(4.2 * len(metrics) + 1.5, 3.4 * rows), squeeze=False
         )
@@ -522,7 +523,7 @@ def plot_quality(df: pd.DataFrame, folder) -> list[Path]:
             gm = g[g["metric"] == metric]
             columns = (
                 [("value", None)] if exact else [("excess", "excess_se"), ("paired", "paired_se")]
-            )
+            )[:rows]
             for i, (col, se_col) in enumerate(columns):
                 ax = axes[i][j]
                 _quality_panel(ax, gm, col, se_col, exact)

@@ -510,7 +510,8 @@ def markdown_table(df: pd.DataFrame, summary: pd.DataFrame) -> str:
             sel = sel[sel["solver"] == name]
             m = sel.iloc[0] if len(sel) else None
             match = _int_or_dash(m["match_nfe"]) if m is not None else "-"
-            paired = _int_or_dash(m["match_nfe_paired"]) if m is not None else "-"
+            measured = "paired" in g.columns and bool(g["paired"].notna().any())
+            paired = _int_or_dash(m["match_nfe_paired"]) if m is not None and measured else "-"
             lines.append("| " + " | ".join([name, *cells, match, paired]) + " |")
         lines.append("")
     return "\n".join(lines)
