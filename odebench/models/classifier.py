@@ -30,7 +30,6 @@ split the training script uses, so that tests can recompute the held-out accurac
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +38,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .loading import apply_state_dict, load_state_dict, sha256
+from .loading import apply_state_dict, load_state_dict, read_card, sha256
 
 #: Folder of the shipped classifier (read at call time, so tests can point it elsewhere).
 ASSETS = Path(__file__).resolve().parent.parent / "assets" / "classifiers"
@@ -172,17 +171,7 @@ def accuracy(
 
 
 def _read_card(path: Path) -> dict[str, Any]:
-    try:
-        card = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ValueError(f"{path}: no such card") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path}: not a JSON card ({err})") from None
-    if not isinstance(card, dict):
-        raise ValueError(f"{path}: not a JSON card (not an object)")
-    missing = [k for k in ("name", "architecture", "weights", "feature_dim") if k not in card]
-    if missing:
-        raise ValueError(f"{path}: card lacks {', '.join(missing)}")
+    card = read_card(path, keys=("name", "architecture", "weights", "feature_dim"))
     if card["architecture"] != ARCHITECTURE:
         raise ValueError(f"{path}: architecture {card['architecture']!r} is not {ARCHITECTURE!r}")
     return card

@@ -101,7 +101,8 @@ def build_architecture(spec: dict[str, Any], card_path: str | Path) -> torch.nn.
         raise ValueError(f"{card_path}: bad architecture arguments ({err})") from None
 
 
-def read_card(path: str | Path) -> dict[str, Any]:
+def read_card(path: str | Path, keys: tuple[str, ...] = CARD_KEYS) -> dict[str, Any]:
+    """A JSON card with every key of ``keys``; any failure is a ValueError naming the file."""
     path = Path(path)
     try:
         card = json.loads(path.read_text())
@@ -109,7 +110,9 @@ def read_card(path: str | Path) -> dict[str, Any]:
         raise ValueError(f"{path}: no such card") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"{path}: not a JSON card ({err})") from None
-    missing = [k for k in CARD_KEYS if k not in card]
+    if not isinstance(card, dict):
+        raise ValueError(f"{path}: not a JSON card (not an object)")
+    missing = [k for k in keys if k not in card]
     if missing:
         raise ValueError(f"{path}: card lacks {', '.join(missing)}")
     return card
