@@ -164,12 +164,7 @@ def sliced_w2(x: torch.Tensor, y: torch.Tensor, directions: torch.Tensor) -> flo
 
     In one dimension W2 between empirical laws of equal size pairs the sorted projections.
     """
-    x, y = _check_samples(x, "sliced_w2"), _check_samples(y, "sliced_w2")
-    if x.shape != y.shape:
-        raise ValueError(f"sliced_w2: samples of equal shape needed, got {x.shape} and {y.shape}")
-    px, _ = torch.sort(x @ directions, dim=0)
-    py, _ = torch.sort(y @ directions, dim=0)
-    return float(((px - py) ** 2).mean())
+    return sliced_w2_to(y, directions)(x)
 
 
 def sliced_w2_to(y: torch.Tensor, directions: torch.Tensor) -> Callable[[torch.Tensor], float]:
@@ -261,15 +256,16 @@ def mmd2_estimate(
         xx = (c @ (kaa @ c) - c @ diag) / (n * (n - 1))
         return float(xx + kyy - 2.0 * (c @ kay_rows) / n)
 
+    _check_counts(n_boot, n_floor)
     kx = prepared(x)
     ko = prepared(_check_samples(x_exact_ode, "mmd2")) if x_exact_ode is not None else None
+    if floor is None:
+        floor = floor_of(lambda s: score(prepared(s)), exact_samples, x.shape[0], n_floor)
     return _bootstrap(
         lambda idx: score(kx, idx),
         (lambda idx: score(ko, idx)) if ko is not None else None,
-        lambda: score(prepared(exact_samples(x.shape[0]))),
         x.shape[0],
         n_boot,
-        n_floor,
         generator,
         floor,
     )
@@ -299,18 +295,24 @@ def mc_estimate(
     """
     if x_exact_ode is not None and x_exact_ode.shape != x.shape:
         raise ValueError("mc_estimate: x_exact_ode must have the shape of x")
+    _check_counts(n_boot, n_floor)
+    if floor is None:
+        floor = floor_of(metric, exact_samples, x.shape[0], n_floor)
     return _bootstrap(
         lambda idx: metric(x if idx is None else x[idx]),
         (lambda idx: metric(x_exact_ode if idx is None else x_exact_ode[idx]))
         if x_exact_ode is not None
         else None,
-        lambda: metric(exact_samples(x.shape[0])),
         x.shape[0],
         n_boot,
-        n_floor,
         generator,
         floor,
     )
+
+
+def _check_counts(n_boot: int, n_floor: int) -> None:
+    if n_boot < 2 or n_floor < 2:
+        raise ValueError("n_boot and n_floor must be at least 2")
 
 
 def floor_of(
@@ -331,14 +333,13 @@ def floor_of(
 def _bootstrap(
     on: Callable[[torch.Tensor | None], float],
     on_ode: Callable[[torch.Tensor | None], float] | None,
-    on_exact: Callable[[], float],
     n: int,
     n_boot: int,
-    n_floor: int,
     generator: torch.Generator | None,
-    floor: tuple[float, float, float] | None = None,
+    floor: tuple[float, float, float],
 ) -> Estimate:
-    """Value, its null standard deviation, the floor, and the bootstrapped paired difference.
+    """Value, its null standard deviation (from ``floor``, see :func:`floor_of`), the floor,
+    and the bootstrapped paired difference.
 
     The error bar of the value is the standard deviation of the metric over exact samples of
     the same size (its null law). A bootstrap of the value itself would not do: these metrics
@@ -346,10 +347,6 @@ def _bootstrap(
     their spread (3.5x for the Frechet distance of 1500 exact samples in 2-d). The paired
     difference is smooth in the samples, and bootstrapping it is sound.
     """
-    if n_boot < 2 or n_floor < 2:
-        raise ValueError("n_boot and n_floor must be at least 2")
-    if floor is None:
-        floor = floor_of(lambda _: on_exact(), lambda k: None, n, n_floor)
     gen = generator if generator is not None else torch.Generator().manual_seed(0)
     value = on(None)
     paired, paired_se = math.nan, math.nan
