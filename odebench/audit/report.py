@@ -170,10 +170,6 @@ def _final_step_order(rows, fits, nominal) -> str:
     )
 
 
-def _finest_of(rows, key: str) -> float:
-    return _finest(rows, key)
-
-
 def _why_reduced(rows, facts, fits, nominal) -> str:
     """The cause of an order below the nominal one, read off the measurements: calls off
     their inputs' times (grid); the order held at t = 0.1 and up to the last step (final
@@ -185,7 +181,7 @@ def _why_reduced(rows, facts, fits, nominal) -> str:
     p = ode.slope if ode and ode.ok else math.nan
     holds = nominal - 0.3
     mid_ok = mid is not None and mid.ok and mid.slope >= holds
-    t_last = _finest_of(rows, "t_before_final")
+    t_last = _finest(rows, "t_before_final")
     where = f"t={t_last:.3g} at the finest N" if _finite(t_last) else "its start"
     ends = [r["t_end"] for r in _ok(rows) if _finite(r.get("t_end"))]
     into = "t = 0, where sigma ~ sqrt(t)" if ends and max(ends) == 0.0 else "the end time"
@@ -198,7 +194,7 @@ def _why_reduced(rows, facts, fits, nominal) -> str:
             f"steps into {into} lose it"
         )
     first = fits.get("first")
-    e_first, e_mid = _finest_of(rows, "err_first"), _finest_of(rows, "err_mid")
+    e_first, e_mid = _finest(rows, "err_first"), _finest(rows, "err_mid")
     if (
         first is not None
         and first.ok
