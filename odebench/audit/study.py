@@ -7,13 +7,12 @@ A sampler is written as its diffusers class name, optionally followed by its con
 same function the CLI uses); ``plot`` writes ``audit_table.md`` (the README table),
 ``audit_cards.md`` (every card) and ``audit_errors.png``.
 
-    python -m odebench.audit.study studies/audit.toml [--workers 2]
+    odebench run studies/audit.toml [--workers 2]
 """
 
 from __future__ import annotations
 
 import math
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -210,38 +209,6 @@ KIND = StudyKind(
     plot=plot,
     description="report cards of third-party samplers (diffusers), measured from outside",
 )
-if __name__ not in ("__main__", "__mp_main__"):  # as a script it re-imports itself (end)
-    register(KIND)
+register(KIND)
 
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m odebench.audit.study STUDY.toml [--workers N] [--out DIR]``."""
-    import argparse
-
-    from ..study import run_study
-
-    parser = argparse.ArgumentParser(prog="python -m odebench.audit.study")
-    parser.add_argument("study", type=Path)
-    parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--out", type=Path, default=None)
-    args = parser.parse_args(argv)
-    try:
-        result = run_study(args.study, out=args.out, workers=args.workers)
-    except ValueError as err:
-        print(f"odebench: error: {' '.join(str(err).split())}", file=sys.stderr)
-        return 2
-    summary = pd.read_csv(result.summary_csv)
-    for _, r in summary.iterrows():
-        print(f"{r['sampler']}: {r['verdict']}")
-    print(f"table: {result.csv}")
-    for fig in result.figures:
-        print(f"figure: {fig}")
-    return 0
-
-
-__all__ = ["KIND", "label", "main", "markdown_table", "reports", "run_cell", "summarize"]
-
-if __name__ == "__main__":
-    from odebench.audit.study import main as _main  # registers the kind under its real name
-
-    sys.exit(_main())
+__all__ = ["KIND", "label", "markdown_table", "reports", "run_cell", "summarize"]
