@@ -19,8 +19,7 @@ from .grids import timesteps
 from .metrics import max_error, path_error, rms_error
 from .reference import Reference, reference, union_times
 from .schedules import Schedule
-from .solvers import MultistepSolver, RungeKuttaSolver, Solver, solve
-from .solvers.runge_kutta import rk_step
+from .solvers import Solver, solve
 
 #: Times at which local errors are measured (those inside (t_min, t_max) are used).
 LOCAL_T0 = (0.8, 0.4, 0.1, 0.01, 0.001)
@@ -67,7 +66,8 @@ def local_plan(
     t_max: float, t_min: float, n_h: int = 6, t0s: Sequence[float] = LOCAL_T0
 ) -> dict[float, list[float]]:
     """For each t0 in (t_min, t_max): step sizes H, H/2, ... with room for a 3-step history
-    above t0 (t0 + 3H <= t_max) and the step below it (t0 - H >= t_min)."""
+    above t0 (t0 + 3H <= t_max) and the step below it (t0 - H >= t_min). (No solver here
+    keeps more than 3 earlier evaluations.)"""
     plan = {}
     for t0 in t0s:
         if not t_min < t0 < t_max:
@@ -86,28 +86,34 @@ def local_times(plan: dict[float, list[float]], t_max: float) -> torch.Tensor:
     return union_times(torch.tensor(pts, dtype=DTYPE))
 
 
+#: Grid nodes below the step measured: the local step is an interior one, not the run's last
+#: (whose order lower-order-final rules and UniPC's missing last corrector would lower).
+LADDER_TAIL = 16
+
+
+def ladder(solver: Solver, t0: float, h: float) -> tuple[torch.Tensor, int]:
+    """The grid for one step of size h from t0: the solver's history nodes above t0 at
+    spacing h, t0, t0 - h, then ``LADDER_TAIL`` nodes spread evenly over (0, t0 - h); and the
+    index of t0 in it."""
+    above = solver.history_depth
+    top = [t0 + j * h for j in range(above, 0, -1)]
+    low = t0 - h
+    tail = [low * (1.0 - j / (LADDER_TAIL + 1)) for j in range(1, LADDER_TAIL + 1)]
+    return torch.tensor([*top, t0, low, *tail], dtype=DTYPE), above
+
+
 def one_step_from_exact(
     solver: Solver, eps, schedule: Schedule, ref: Reference, t0: float, h: float
 ) -> torch.Tensor:
-    """The state one step of size h below t0, started on the exact trajectory."""
-    if isinstance(solver, MultistepSolver):
-        k = solver.k
-        ts = torch.tensor([t0 + j * h for j in range(k - 1, 0, -1)] + [t0, t0 - h], dtype=DTYPE)
-        history = []
-        for t in ts[: k - 1]:
-            x = ref.at(t)
-            history.append(solver.transfer.slope(schedule, x, t, eps(x, t)))
-        return solver.ab_step(eps, schedule, ref.at(t0), ts, k - 1, history)
-    if isinstance(solver, RungeKuttaSolver):
-        t, s = torch.tensor(t0, dtype=DTYPE), torch.tensor(t0 - h, dtype=DTYPE)
-        return rk_step(solver.tableau, solver.transfer, eps, schedule, ref.at(t0), t, s)[0]
-    if not solver.takes_history and not solver.adaptive:  # any single-step method
-        ts = torch.tensor([t0, t0 - h], dtype=DTYPE)
-        return solve(solver, eps, schedule, ref.at(t0), ts).x
-    raise ValueError(
-        f"local errors are not defined for {solver.name!r} (it needs an exact "
-        "history, which only odebench's own multistep engine takes)"
-    )
+    """The state one step of size h below t0, started on the exact trajectory with the
+    solver's history (if any) made of exact evaluations at t0 + h, t0 + 2h, ...
+    (``Solver.exact_state``). ``ref`` must hold the exact states at those times, t0 and t0 - h
+    (``local_times``)."""
+    if solver.adaptive:
+        raise ValueError(f"local errors are not defined for the adaptive solver {solver.name!r}")
+    ts, n = ladder(solver, t0, h)
+    states = {j: ref.at(ts[j]) for j in range(n + 1)}
+    return solver.step(solver.exact_state(eps, schedule, ts, n, states)).x
 
 
 def local_errors(

@@ -41,10 +41,8 @@ from .reference import RELIABILITY_FACTOR, reference
 from .schedules import Schedule
 from .schedules import get as get_schedule
 from .schedules import names as schedule_names_all
-from .solvers import MultistepSolver, RungeKuttaSolver, Solver, solve
+from .solvers import Solver, solve
 from .solvers import get as get_solver
-from .solvers.multistep import RungeKuttaWarmup
-from .solvers.runge_kutta import rk_step
 
 EpsModel = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -426,25 +424,11 @@ def _one_step(
 ) -> tuple[torch.Tensor, str, int]:
     """Step n of ``solver`` on the grid ``ts`` from the exact state(s): (x_{n+1}, kind, first
     node whose exact state was used)."""
-    t, s = ts[n], ts[n + 1]
-    if isinstance(solver, RungeKuttaSolver):
-        x, _ = rk_step(solver.tableau, solver.transfer, eps, sched, states[n], t, s)
-        return x, solver.name, n
-    if isinstance(solver, MultistepSolver):
-        warm = solver._warmup  # the solver's own warm-up: step n is what it would take
-        if isinstance(warm, RungeKuttaWarmup) and n < warm.steps:
-            x, _ = rk_step(warm.tableau, solver.transfer, eps, sched, states[n], t, s)
-            return x, f"warm-up ({solver.warmup})", n
-        first = n - min(n, solver.k - 1)
-        history = [
-            solver.transfer.slope(sched, states[j], ts[j], eps(states[j], ts[j]))
-            for j in range(first, n)
-        ]
-        x = solver.ab_step(eps, sched, states[n], ts, n, history)
-        return x, f"AB{min(solver.k, n - first + 1)}", first
-    if not solver.takes_history and solver.min_steps == 1:
+    if solver.adaptive:  # no fixed steps: an adaptive solve over [t_n, t_{n+1}]
         return solve(solver, eps, sched, states[n], ts[n : n + 2]).x, solver.name, n
-    raise ValueError(f"per-step errors are not defined for {solver.name!r}")
+    x = solver.step(solver.exact_state(eps, sched, ts, n, states)).x
+    first = min(solver.history_nodes(n), default=n)
+    return x, solver.describe_step(n, len(ts) - 1), min(first, n)
 
 
 def per_step_errors(
@@ -464,15 +448,15 @@ def per_step_errors(
     all steps: where on the grid the accuracy is lost (the sum of local errors is a proxy for
     the global error that ignores how the flow amplifies or damps each one).
 
-    Multistep solvers get an exact history at the actual grid nodes (``convergence.
-    one_step_from_exact`` does this on a uniform ladder): step n takes the step the solver
+    Every fixed-step solver takes step n from ``solver.exact_state``: its state at node n with
+    every kept evaluation made at the exact state of its node (``convergence.
+    one_step_from_exact`` does the same on a uniform ladder), so step n is the step the solver
     itself takes there, fed with exact states. During a Runge-Kutta warm-up (F-PNDM's 3 PRK
-    steps, FON's 3 RK4 steps, S-PNDM's PIE step) that is the warm-up step; afterwards, and
-    throughout a ramp warm-up, it is ``solver.ab_step`` with the slopes at the exact states
-    at ts[n - m + 1 .. n - 1], m = min(n + 1, k): on the first steps of a ramp the history is
-    shorter and AB-m has lower order, as in the solver. Fixed or variable weights are the
-    solver's, on the actual nodes. Other solvers with one-step starts (e.g. "pf") are run on
-    the two-node grid [t_n, t_{n+1}].
+    steps, FON's 3 RK4 steps, S-PNDM's PIE step) that is the warm-up step; on the first steps
+    of a ramp the history is shorter and the step has lower order, as in the solver; fixed or
+    variable weights, lower-order-final rules and UniPC's missing last corrector are the
+    solver's, on the actual nodes. The adaptive "pf" is run on the two-node grid
+    [t_n, t_{n+1}].
 
     The exact states come from ``reference.reference(problem, schedule, x_T, ts, tol=tol,
     model=model)`` (exact flow for Gaussians, two adaptive solves otherwise). ``ref_accuracy``

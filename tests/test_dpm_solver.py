@@ -18,7 +18,7 @@ import odebench as ob
 from odebench.metrics import fit_order
 from odebench.problems import Dirac, QuadratureField
 from odebench.solvers import Solver
-from odebench.solvers.dpm_solver import FACTORIES, MultistepDPMSolverPP, x0_prediction
+from odebench.solvers.dpm_solver import FACTORIES, MultistepDPMSolverPP
 from odebench.solvers.transfer import DDIMTransfer
 
 D = torch.float64
@@ -49,7 +49,9 @@ def test_factories_declare_names_orders_and_costs():
         s = make(name)
         assert isinstance(s, Solver) and s.name == name
         assert s.order == s.gradient_order == DECLARED[name]
-        assert s.transfer.name == "ddim" and s.citation.startswith("Lu et al. 2022")
+        # the eps form of the DDIM map for DPM-Solver, its x0 form for DPM-Solver++
+        assert s.transfer.name == ("ddim" if name in SINGLESTEP else "data")
+        assert s.citation.startswith("Lu et al. 2022")
         assert s.min_steps == 1 and s.summary and s.warmup
     for k, name in enumerate(SINGLESTEP, start=1):
         assert make(name).nfe(10) == k * 10 and make(name).warmup == "none"
@@ -394,11 +396,10 @@ def test_3m_update_from_an_exact_history_has_local_order_3_not_4(lowrank):
             lams = torch.tensor([lam_c - 2 * h, lam_c - h, lam_c, lam_c + h], dtype=D)
             ts = sched.t_from_lambda(lams)
             xs = [prob.flow(x1, 1.0, t) for t in ts]
-            sc = [sched.scalars(float(t)) for t in ts]
-            hist = [
-                (sc[j].lam, x0_prediction(xs[j], prob.eps(xs[j], ts[j]), sc[j])) for j in range(3)
-            ]
-            x_next = MultistepDPMSolverPP.update(xs[2], hist, sc[2], sc[3], 3, factor)
+            solver = MultistepDPMSolverPP(3, lower_order_final=False, taylor_d2=factor == 2.0)
+            state = solver.exact_state(prob.eps, sched, ts, 2, xs)  # history at ts[0], ts[1]
+            assert [node.node for node in state.history] == [0, 1]
+            x_next = solver.step(state).x
             errs.append(float((x_next - xs[3]).norm()))
         slopes[factor] = np.diff(np.log(errs)) / np.diff(np.log(hs))
     assert abs(slopes[1.0][-1] - 3.0) < 0.15, slopes

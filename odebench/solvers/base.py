@@ -1,10 +1,25 @@
-"""What every solver declares, and the Solution it returns."""
+"""What every solver declares, its explicit state, and the Solution it returns.
+
+A fixed-step solver is a state machine (the diffrax design, in torch):
+
+    state = solver.init(model, schedule, x, ts)      # at ts[0]
+    state = solver.step(state)                       # at ts[1], ts[2], ...
+
+The ``State`` carries everything a step reads: the run (model, schedule, grid and the
+solver's per-grid plan), the current node ``n`` and state ``x``, and the ``history`` of model
+evaluations a multistep method keeps, each tied to the grid node it was made at. Because the
+state is explicit, ``solver.exact_state(model, schedule, ts, n, states)`` can build the state
+at node n that the solver would hold had every earlier state been exact, and one step from it
+is the solver's local error there, for multistep and predictor-corrector methods as much as
+for Runge-Kutta ones.
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
 
 import torch
 
@@ -42,14 +57,71 @@ class Solution:
     diverged: Divergence | None = None
 
 
+@dataclass(frozen=True)
+class Run:
+    """What stays fixed over one solve: the model, the schedule, the grid (decreasing times)
+    and the solver's plan for that grid (stage times, step weights; None if it needs none)."""
+
+    model: EpsModel
+    sched: Schedule
+    ts: torch.Tensor
+    plan: Any = None
+
+    @property
+    def steps(self) -> int:
+        return len(self.ts) - 1
+
+
+@dataclass(frozen=True)
+class Node:
+    """One kept model evaluation: made at grid node ``node`` (time ``ts[node]``); ``value``
+    is what the method combines there (eps, the data prediction, or the ODE's slope)."""
+
+    node: int
+    value: torch.Tensor
+
+
+@dataclass(frozen=True)
+class State:
+    """A solver's state at grid node ``n``: ``x`` at ``run.ts[n]`` and the kept evaluations
+    (oldest first)."""
+
+    run: Run
+    n: int
+    x: torch.Tensor
+    history: tuple[Node, ...] = ()
+
+    @property
+    def t(self) -> torch.Tensor:
+        return self.run.ts[self.n]
+
+    @property
+    def s(self) -> torch.Tensor:
+        """The time the next step goes to."""
+        return self.run.ts[self.n + 1]
+
+    @property
+    def is_last_step(self) -> bool:
+        return self.n == self.run.steps - 1
+
+    def advanced(self, x: torch.Tensor, history: Sequence[Node] | None = None) -> State:
+        """The state one node on, at x, with ``history`` (default: unchanged)."""
+        kept = self.history if history is None else tuple(history)
+        return replace(self, n=self.n + 1, x=x, history=kept)
+
+
 class Solver(ABC):
-    """A sampler seen as an ODE solver.
+    """A sampler seen as an ODE solver, written as an explicit state machine.
 
     Declared (and read by tests and studies, never copied): ``name``, ``order`` (theoretical
     global order, cited in the docstring), ``gradient_order`` (the order of the gradient part
     alone: the global order when the transfer is exact in the grid's variable, e.g. on a
     pure-quadrature problem on the "edm" schedule), ``nfe(steps)``, ``min_steps`` and
     ``warmup`` (a description of the start-up steps).
+
+    A subclass implements ``step`` and, if it needs them, ``plan`` (per-grid precomputation),
+    ``history_nodes`` (which earlier nodes' evaluations the state at node n holds) and
+    ``node_value`` (what is kept of an evaluation).
     """
 
     name: str = "solver"
@@ -61,10 +133,20 @@ class Solver(ABC):
     #: True for methods that carry evaluations from earlier steps (multistep methods): one
     #: step from an exact state then needs an exact history too.
     takes_history: bool = False
+    #: How many earlier nodes' evaluations a state keeps once its history is full, and
+    #: whether it also holds the evaluation at its own node (made by the step before, as
+    #: UniPC's corrector evaluation is): see ``history_nodes``.
+    history_depth: int = 0
+    keeps_current: bool = False
 
     @abstractmethod
     def nfe(self, steps: int) -> int | None:
         """Model evaluations for ``steps`` steps (None for adaptive solvers)."""
+
+    def nfe_on(self, sched: Schedule, ts: torch.Tensor) -> int | None:
+        """Model evaluations on this grid (differs from ``nfe`` where a step into sigma = 0
+        is cheaper)."""
+        return self.nfe(len(ts) - 1)
 
     @property
     def min_steps(self) -> int:
@@ -84,11 +166,65 @@ class Solver(ABC):
             n += 1
         return n
 
+    # -- the state machine ----------------------------------------------------------------
+    def plan(self, sched: Schedule, ts: torch.Tensor) -> Any:
+        """Per-grid precomputation shared by every step (stage times, weights); None here."""
+        return None
+
+    def history_nodes(self, n: int) -> range:
+        """The grid nodes whose evaluations the state at node n holds."""
+        return range(max(0, n - self.history_depth), n + int(self.keeps_current))
+
+    def node_value(self, run: Run, x: torch.Tensor, node: int) -> torch.Tensor:
+        """What the method keeps of the model evaluated at (x, ts[node])."""
+        t = run.ts[node]
+        return self.transfer.slope(run.sched, x, t, run.model(x, t))
+
+    def init(self, model: EpsModel, sched: Schedule, x: torch.Tensor, ts: torch.Tensor) -> State:
+        """The state at ts[0]."""
+        run = Run(model, sched, ts, self.plan(sched, ts))
+        return State(run, 0, x, self._evaluate(run, {0: x}, self.history_nodes(0)))
+
     @abstractmethod
+    def step(self, state: State) -> State:
+        """One step: the state at ``state.n + 1``."""
+
+    def exact_state(
+        self,
+        model: EpsModel,
+        sched: Schedule,
+        ts: torch.Tensor,
+        n: int,
+        states: Sequence[torch.Tensor] | torch.Tensor,
+    ) -> State:
+        """The state at node n had every earlier state been exact: x = states[n] and every
+        kept evaluation made at the exact state of its node (``states[j]`` at ``ts[j]``).
+
+        ``solver.step(solver.exact_state(...)).x - x(ts[n + 1])`` is the local error of the
+        step the solver takes at node n of this grid (warm-up, ramp and final-step rules
+        included: they are decided by n and the grid)."""
+        if not 0 <= n < len(ts) - 1:
+            raise ValueError(f"node {n} has no step after it on a grid of {len(ts)} times")
+        run = Run(model, sched, ts, self.plan(sched, ts))
+        nodes = self.history_nodes(n)
+        history = self._evaluate(run, {j: states[j] for j in nodes}, nodes)
+        return State(run, n, states[n], history)
+
+    def _evaluate(self, run: Run, xs: dict[int, torch.Tensor], nodes: range) -> tuple[Node, ...]:
+        return tuple(Node(j, self.node_value(run, xs[j], j)) for j in nodes)
+
+    def describe_step(self, n: int, steps: int) -> str:
+        """What the solver does at step n of ``steps`` (for per-step error tables)."""
+        return self.name
+
     def iterate(
         self, model: EpsModel, sched: Schedule, x: torch.Tensor, ts: torch.Tensor
     ) -> Iterator[torch.Tensor]:
         """Yield the state after each step: at ts[1], ts[2], ..., ts[-1]."""
+        state = self.init(model, sched, x, ts)
+        for _ in range(len(ts) - 1):
+            state = self.step(state)
+            yield state.x
 
     @property
     def summary(self) -> str:

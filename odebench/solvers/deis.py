@@ -54,14 +54,14 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-from collections.abc import Iterator
 
 import numpy as np
 import torch
 
 from ..schedules import Schedule
-from .base import EpsModel, Solver
+from .base import Node, Solver, State
 from .multistep import MultistepSolver, RampWarmup
+from .ramp import OrderRule
 from .runge_kutta import combine
 from .transfer import DDIMTransfer
 
@@ -115,6 +115,8 @@ class DEIS(Solver):
             raise ValueError("quadrature_nodes must be at least 2")
         self.k, self.basis, self.quadrature_nodes = k, basis, quadrature_nodes
         self.lower_order_final = bool(lower_order_final)
+        self.rule = OrderRule(k, self.lower_order_final)
+        self.history_depth = k - 1  # eps at the k - 1 nodes before n
         self.transfer = DDIMTransfer()
         self.name = f"deis-{_BASIS_NAME[basis]}-{k}" + ("[lof]" if self.lower_order_final else "")
         # Order k in the interior; the DDIM first step (local error O(h^2)) caps it at 2.
@@ -139,11 +141,8 @@ class DEIS(Solver):
         """Points used by each step: the ramp min(k, n + 1) (and min(., N - n) with
         ``lower_order_final``), and 1 for a step to sigma = 0."""
         steps = len(ts) - 1
-        orders = []
-        for n in range(steps):
-            k = min(self.k, n + 1, steps - n) if self.lower_order_final else min(self.k, n + 1)
-            orders.append(1 if sched.scalars(float(ts[n + 1])).sigma == 0.0 else k)
-        return orders
+        clean = [sched.scalars(float(ts[n + 1])).sigma == 0.0 for n in range(steps)]
+        return [self.rule.order_at(n, steps, clean[n]) for n in range(steps)]
 
     def step_weights(self, sched: Schedule, ts: torch.Tensor) -> list[tuple[float, ...]]:
         """w_{n,j} (newest first) for every step of the grid ``ts``.
@@ -188,17 +187,19 @@ class DEIS(Solver):
             out[n] = tuple((basis @ measure) / measure.sum())
         return out
 
-    def iterate(
-        self, model: EpsModel, sched: Schedule, x: torch.Tensor, ts: torch.Tensor
-    ) -> Iterator[torch.Tensor]:
-        weights = self.step_weights(sched, ts)
-        history: list[torch.Tensor] = []  # eps_n, eps_{n-1}, ... (newest first)
-        for n, w in enumerate(weights):
-            t, s = ts[n], ts[n + 1]
-            history.insert(0, model(x, t))
-            del history[self.k :]
-            x = self.transfer.step(sched, x, combine(w, history[: len(w)]), t, s)
-            yield x
+    def plan(self, sched: Schedule, ts: torch.Tensor) -> list[tuple[float, ...]]:
+        return self.step_weights(sched, ts)
+
+    def describe_step(self, n: int, steps: int) -> str:
+        return f"DEIS-{self.rule.order_at(n, steps)}"
+
+    def step(self, state: State) -> State:
+        run, n, x = state.run, state.n, state.x
+        history = (*state.history, Node(n, self.node_value(run, x, n)))
+        w = run.plan[n]  # newest first
+        g = combine(w, [node.value for node in history[::-1][: len(w)]])
+        x_new = self.transfer.step(run.sched, x, g, state.t, state.s)
+        return state.advanced(x_new, history[-(self.k - 1) :] if self.k > 1 else ())
 
 
 def deis(

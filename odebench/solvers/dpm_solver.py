@@ -20,10 +20,11 @@ DDIM map phi of Liu et al. (2022, Eq. 9) in either form:
         = (sigma_s / sigma_t) x - alpha_s expm1(-h) x0.
 
 Every method here is that map applied to an assembled eps' (or x0'), so in odebench's
-decomposition (DESIGN.md) the transfer is ``ddim`` and the methods differ in their gradient
-part: stages at fractions of h in lambda (singlestep) or divided differences of the x0
-history in lambda (multistep). Because the transfer is exact for constant eps, all of them
-are exact on Dirac data (Property 3.1 of Liu et al.), on any grid.
+decomposition the transfer is ``ddim`` (eps form, singlestep) or ``data`` (x0 form,
+multistep), both in ``odebench.solvers.transfer``, and the methods differ in their gradient
+part: stages at fractions of h in lambda with phi-function weights (singlestep), or divided
+differences of the x0 history in lambda (multistep). Because the transfer is exact for
+constant eps, all of them are exact on Dirac data (Property 3.1 of Liu et al.), on any grid.
 
 A step into a point with sigma = 0 (t = 0, lambda = +inf, e.g. the last point of the "pndm"
 grid) has h = inf: no stage can be placed inside it and no divided difference formed. It is
@@ -36,15 +37,15 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import ClassVar
 
 import torch
 
 from ..schedules import Schedule
-from ..schedules.base import ScheduleScalars
-from .base import EpsModel, Solver
-from .transfer import DDIMTransfer
+from .base import Node, Solver, State
+from .ramp import OrderRule
+from .transfer import DataTransfer, DDIMTransfer
 
 LU_2022A = (
     "Lu et al. 2022, DPM-Solver: A Fast ODE Solver for Diffusion Probabilistic Model "
@@ -59,34 +60,11 @@ LU_2022B = (
 #: steps (``lower_order_final``); Lu et al.'s dpm_solver_pytorch.py uses 10.
 LOWER_ORDER_FINAL_BELOW = 15
 
-
-# -- the first-order update (= DDIM) in its two forms -----------------------------------------
-def noise_step(
-    x: torch.Tensor, eps: torch.Tensor, here: ScheduleScalars, there: ScheduleScalars
-) -> torch.Tensor:
-    """DPM-Solver-1 from ``here`` (t) to ``there`` (s): x_s = (alpha_s / alpha_t) x - sigma_s
-    expm1(h) eps, h = lambda_s - lambda_t (Lu 2022a, Sec. 3.3; = DDIM). Into sigma_s = 0 it
-    is alpha_s x0 = alpha_s (x - sigma_t eps) / alpha_t."""
-    ratio = math.exp(0.5 * (there.log_alpha_bar - here.log_alpha_bar))  # alpha_s / alpha_t
-    if there.sigma == 0.0:
-        coef = -there.alpha * here.sigma / here.alpha
-    else:
-        coef = -there.sigma * math.expm1(there.lam - here.lam)
-    return ratio * x + coef * eps
+EPS_FORM, X0_FORM = DDIMTransfer(), DataTransfer()
 
 
-def data_step(
-    x: torch.Tensor, x0: torch.Tensor, here: ScheduleScalars, there: ScheduleScalars
-) -> torch.Tensor:
-    """DPM-Solver++1 from ``here`` (t) to ``there`` (s): x_s = (sigma_s / sigma_t) x - alpha_s
-    expm1(-h) x0 (Lu 2022b; = DDIM). Into sigma_s = 0 (h = inf) it is alpha_s x0."""
-    if there.sigma == 0.0:
-        return there.alpha * x0
-    return (there.sigma / here.sigma) * x - there.alpha * math.expm1(here.lam - there.lam) * x0
-
-
-def x0_prediction(x: torch.Tensor, eps: torch.Tensor, here: ScheduleScalars) -> torch.Tensor:
-    """The data prediction x0 = (x - sigma eps) / alpha."""
+def x0_prediction(x: torch.Tensor, eps: torch.Tensor, here) -> torch.Tensor:
+    """The data prediction x0 = (x - sigma eps) / alpha at the scalars ``here``."""
     return (x - here.sigma * eps) / here.alpha
 
 
@@ -99,24 +77,24 @@ class SinglestepDPMSolver(Solver):
     """Singlestep DPM-Solver-k with noise prediction (Lu 2022a); k stages per step in lambda.
 
     For a step t -> s, h = lambda_s - lambda_t, e0 = eps(x, t), stage times
-    s_j = t_lambda(lambda_t + r_j h) and phi_1(z) = expm1(z):
+    s_j = t_lambda(lambda_t + r_j h), phi_1(z) = expm1(z) and phi the DDIM map
+    (``DDIMTransfer``; DPM-Solver-1), each update is phi of e0 plus the gradient part's
+    corrections by differences of eps:
 
-    - k = 1 (DPM-Solver-1, = DDIM): x_s = (alpha_s / alpha_t) x - sigma_s phi_1(h) e0.
-    - k = 2 (Algorithm 1, r1 = 1/2): u = (alpha_s1 / alpha_t) x - sigma_s1 phi_1(r1 h) e0,
-      x_s = (alpha_s / alpha_t) x - sigma_s phi_1(h) e0
-            - sigma_s phi_1(h) / (2 r1) (eps(u, s1) - e0),
-      i.e. for r1 = 1/2 the DDIM map with the lambda-midpoint slope eps(u, s1).
-    - k = 3 (Algorithm 2, r1 = 1/3, r2 = 2/3): u1 = (alpha_s1 / alpha_t) x - sigma_s1
-      phi_1(r1 h) e0, D1 = eps(u1, s1) - e0;
-      u2 = (alpha_s2 / alpha_t) x - sigma_s2 phi_1(r2 h) e0 - sigma_s2 (r2 / r1)
-      (phi_1(r2 h) / (r2 h) - 1) D1, D2 = eps(u2, s2) - e0;
-      x_s = (alpha_s / alpha_t) x - sigma_s phi_1(h) e0 - (sigma_s / r2) (phi_1(h) / h - 1) D2.
+    - k = 1 (DPM-Solver-1, = DDIM): x_s = phi(x, e0, t, s).
+    - k = 2 (Algorithm 1, r1 = 1/2): u = phi(x, e0, t, s1), D1 = eps(u, s1) - e0,
+      x_s = phi(x, e0, t, s) - sigma_s phi_1(h) / (2 r1) D1
+      (= phi(x, e0 + D1 / (2 r1), t, s): the DDIM map with an assembled eps').
+    - k = 3 (Algorithm 2, r1 = 1/3, r2 = 2/3): u1 = phi(x, e0, t, s1), D1 = eps(u1, s1) - e0;
+      u2 = phi(x, e0, t, s2) - sigma_s2 (r2 / r1) (phi_1(r2 h) / (r2 h) - 1) D1,
+      D2 = eps(u2, s2) - e0; x_s = phi(x, e0, t, s) - (sigma_s / r2) (phi_1(h) / h - 1) D2.
 
+    Written as Lu 2022a's algorithms are, term by term, so that the arithmetic is theirs.
     Global order k (Lu 2022a, Theorem 3.2), on any grid. The stage times are placed in lambda
-    and inverted with ``sched.t_from_lambda`` once per grid (one vectorised call); the r_j used
-    in the weights are the realised ones, (lambda(s_j) - lambda_t) / h, so the stages and the
-    weights agree to round-off whatever the inversion's accuracy. NFE = k N (k (N - 1) + 1 on a
-    grid ending at sigma = 0, whose last step is DPM-Solver-1).
+    and inverted with ``sched.t_from_lambda`` once per grid (one vectorised call, the plan);
+    the r_j used in the weights are the realised ones, (lambda(s_j) - lambda_t) / h, so the
+    stages and the weights agree to round-off whatever the inversion's accuracy. NFE = k N
+    (k (N - 1) + 1 on a grid ending at sigma = 0, whose last step is DPM-Solver-1).
     """
 
     #: stage fractions r_j of h, by order (Lu 2022a, Algorithms 1 and 2)
@@ -132,7 +110,7 @@ class SinglestepDPMSolver(Solver):
         self.k = k
         self.name = f"dpm-solver-{k}"
         self.order = self.gradient_order = k
-        self.transfer = DDIMTransfer()  # every update is the DDIM map with an assembled eps'
+        self.transfer = EPS_FORM
         self.citation = LU_2022A
         self.warmup = "none"
 
@@ -151,6 +129,9 @@ class SinglestepDPMSolver(Solver):
         into_clean = sched.scalars(float(ts[-1])).sigma == 0.0
         return self.k * steps - (self.k - 1) * int(into_clean)
 
+    def plan(self, sched: Schedule, ts: torch.Tensor) -> list[tuple[float, ...]]:
+        return self.stage_times(sched, ts)
+
     def stage_times(self, sched: Schedule, ts: torch.Tensor) -> list[tuple[float, ...]]:
         """The stage times s_j = t_lambda(lambda_t + r_j h) of every step (empty for a step
         into sigma = 0), from one vectorised inversion of lambda."""
@@ -168,56 +149,40 @@ class SinglestepDPMSolver(Solver):
             i += n
         return out
 
-    def step(
-        self,
-        model: EpsModel,
-        sched: Schedule,
-        x: torch.Tensor,
-        t: torch.Tensor,
-        s: torch.Tensor,
-        stages: Sequence[float],
-    ) -> torch.Tensor:
-        """One step from t to s with the given stage times (see ``stage_times``)."""
-        return self.advance(model, sched, x, model(x, t), t, s, stages)
+    def step(self, state: State) -> State:
+        run = state.run
+        e0 = run.model(state.x, state.t)
+        return state.advanced(self.advance(run, state.x, e0, state.t, state.s, run.plan[state.n]))
 
     def advance(
         self,
-        model: EpsModel,
-        sched: Schedule,
+        run,
         x: torch.Tensor,
         e0: torch.Tensor,
         t: torch.Tensor,
         s: torch.Tensor,
         stages: Sequence[float],
     ) -> torch.Tensor:
-        """``step`` with e0 = eps(x, t) already evaluated (for multistep warm-ups)."""
-        here, there = sched.scalars(float(t)), sched.scalars(float(s))
+        """One step from t to s with e0 = eps(x, t) already evaluated and the given stage
+        times (also the first step of DPM-Solver++ with ``start="dpm-solver-2"``)."""
+        sched, model, phi = run.sched, run.model, self.transfer.step
         if not stages:  # DPM-Solver-1, or any step into sigma = 0
-            return noise_step(x, e0, here, there)
+            return phi(sched, x, e0, t, s)
+        here, there = sched.scalars(float(t)), sched.scalars(float(s))
         h = there.lam - here.lam
-        ratio = math.exp(0.5 * (there.log_alpha_bar - here.log_alpha_bar))  # alpha_s / alpha_t
         phi1 = math.expm1(h)
-        s1 = sched.scalars(stages[0])
-        r1 = (s1.lam - here.lam) / h
-        u1 = noise_step(x, e0, here, s1)
-        d1 = model(u1, _at(stages[0])) - e0
+        s1, stage1 = _at(stages[0]), sched.scalars(stages[0])
+        r1 = (stage1.lam - here.lam) / h
+        d1 = model(phi(sched, x, e0, t, s1), s1) - e0
         if self.k == 2:
-            return ratio * x - there.sigma * phi1 * e0 - (there.sigma * phi1 / (2.0 * r1)) * d1
-        s2 = sched.scalars(stages[1])
-        r2 = (s2.lam - here.lam) / h
+            return phi(sched, x, e0, t, s) - (there.sigma * phi1 / (2.0 * r1)) * d1
+        s2, stage2 = _at(stages[1]), sched.scalars(stages[1])
+        r2 = (stage2.lam - here.lam) / h
         phi22 = math.expm1(r2 * h) / (r2 * h) - 1.0
-        u2 = noise_step(x, e0, here, s2) - (s2.sigma * (r2 / r1) * phi22) * d1
-        d2 = model(u2, _at(stages[1])) - e0
+        u2 = phi(sched, x, e0, t, s2) - (stage2.sigma * (r2 / r1) * phi22) * d1
+        d2 = model(u2, s2) - e0
         phi2 = phi1 / h - 1.0
-        return ratio * x - there.sigma * phi1 * e0 - (there.sigma / r2 * phi2) * d2
-
-    def iterate(
-        self, model: EpsModel, sched: Schedule, x: torch.Tensor, ts: torch.Tensor
-    ) -> Iterator[torch.Tensor]:
-        stages = self.stage_times(sched, ts)
-        for n in range(len(ts) - 1):
-            x = self.step(model, sched, x, ts[n], ts[n + 1], stages[n])
-            yield x
+        return phi(sched, x, e0, t, s) - (there.sigma / r2 * phi2) * d2
 
 
 # -- multistep DPM-Solver++ (data prediction) -------------------------------------------------
@@ -228,7 +193,11 @@ class MultistepDPMSolverPP(Solver):
     predictions m_n, m_{n-1}, m_{n-2} and their lambdas. With h = lambda_{n+1} - lambda_n,
     r0 = (lambda_n - lambda_{n-1}) / h, r1 = (lambda_{n-1} - lambda_{n-2}) / h:
 
-    - order 1: x_{n+1} = (sigma_{n+1} / sigma_n) x_n - alpha_{n+1} expm1(-h) m_n (= DDIM);
+    With the x0 form of the DDIM map (``DataTransfer``), phi(x, g) = (sigma_{n+1} / sigma_n) x
+    - alpha_{n+1} expm1(-h) g, every update is phi of the divided-difference combination of
+    the history (the gradient part):
+
+    - order 1: x_{n+1} = phi(x_n, m_n) (= DDIM);
     - order 2 (Algorithm 2, DPM-Solver++(2M)): the same map with
       x0' = m_n + (m_n - m_{n-1}) / (2 r0);
     - order 3 (3M, the third-order multistep update of Lu et al.'s dpm_solver_pytorch.py and
@@ -236,14 +205,15 @@ class MultistepDPMSolverPP(Solver):
       D1_1 = (m_{n-1} - m_{n-2}) / r1, D1 = D1_0 + r0 / (r0 + r1) (D1_0 - D1_1),
       D2 = c (D1_0 - D1_1) / (r0 + r1),
       x_{n+1} = (sigma_{n+1} / sigma_n) x_n - alpha_{n+1} phi_1 m_n + alpha_{n+1} phi_2 D1
-      - alpha_{n+1} phi_3 D2, phi_1 = expm1(-h), phi_2 = phi_1 / h + 1, phi_3 = phi_2 / h - 1/2,
+      - alpha_{n+1} phi_3 D2 = phi(x_n, m_n) + alpha_{n+1} (phi_2 D1 - phi_3 D2),
+      phi_1 = expm1(-h), phi_2 = phi_1 / h + 1, phi_3 = phi_2 / h - 1/2,
       with c = 1 as the implementations have it (default) or c = 2 (``taylor_d2=True``).
 
-    Order of step n (0-based, N steps) with ``start="ramp"`` (the implementations' start):
-    min(k, n + 1), i.e. DPM-Solver++1, then 2M, then 3M as the history fills; with
-    ``lower_order_final`` and N < ``lower_order_final_below`` (15, diffusers' rule; Lu et
-    al.'s code uses 10) also at most N - n (the last step order 1, the one before at most 2);
-    and 1 for a step into sigma = 0. NFE = N.
+    Order of step n (0-based, N steps) with ``start="ramp"`` (the implementations' start), by
+    ``odebench.solvers.ramp.OrderRule``: min(k, n + 1), i.e. DPM-Solver++1, then 2M, then 3M
+    as the history fills; with ``lower_order_final`` and N < ``lower_order_final_below`` (15,
+    diffusers' rule; Lu et al.'s code uses 10) also at most N - n (the last step order 1, the
+    one before at most 2); and 1 for a step into sigma = 0. NFE = N.
 
     Declared global order: 2 for 2M, and 2 for 3M as implemented, for two separate reasons,
     each measured in tests/test_dpm_solver.py:
@@ -282,20 +252,18 @@ class MultistepDPMSolverPP(Solver):
     ):
         if k not in (1, 2, 3):
             raise ValueError(f"multistep DPM-Solver++ order must be 1, 2 or 3, got {k}")
-        if isinstance(lower_order_final_below, bool) or not isinstance(
-            lower_order_final_below, int
-        ):
-            raise ValueError("lower_order_final_below must be an integer number of steps")
         if start not in self.STARTS:
             raise ValueError(f"start must be one of {self.STARTS}, got {start!r}")
+        self.rule = OrderRule(k, bool(lower_order_final), lower_order_final_below)
         self.k, self.start, self.taylor_d2 = k, start, bool(taylor_d2)
+        self.history_depth = k - 1  # the data predictions at the k - 1 nodes before n
         self.d2_factor = 2.0 if self.taylor_d2 else 1.0
         self.lower_order_final = bool(lower_order_final)
         self.lower_order_final_below = lower_order_final_below
         self.name = f"dpm-solver++-{k}m"
         third = k == 3 and start == "dpm-solver-2" and self.taylor_d2
         self.order = self.gradient_order = 3 if third else min(k, 2)
-        self.transfer = DDIMTransfer()  # the data-form update is the DDIM map with x0'
+        self.transfer = X0_FORM
         self.citation = LU_2022B
         self._starter = SinglestepDPMSolver(2) if start == "dpm-solver-2" else None
         ramp = ["DPM-Solver-2" if self._starter else "1M"] + [f"{j}M" for j in range(2, k + 1)]
@@ -320,61 +288,59 @@ class MultistepDPMSolverPP(Solver):
 
     def step_order(self, n: int, steps: int, into_clean: bool = False) -> int:
         """The multistep order used for step n (0-based) of ``steps`` (class docstring)."""
-        if into_clean:
-            return 1
-        order = min(self.k, n + 1)
-        if self.lower_order_final and steps < self.lower_order_final_below:
-            order = min(order, steps - n)
-        return order
+        return self.rule.order_at(n, steps, into_clean)
 
-    @staticmethod
+    def describe_step(self, n: int, steps: int) -> str:
+        if self._starter is not None and n == 0:
+            return "DPM-Solver-2"
+        return f"{self.step_order(n, steps)}M"
+
+    def plan(self, sched: Schedule, ts: torch.Tensor) -> list[tuple[float, ...]]:
+        return self._starter.stage_times(sched, ts[:2]) if self._starter else []
+
+    def step(self, state: State) -> State:
+        run, n, x = state.run, state.n, state.x
+        sched, t, s = run.sched, state.t, state.s
+        eps = run.model(x, t)
+        history = (*state.history, Node(n, self.transfer.slope(sched, x, t, eps)))
+        if run.plan and n == 0:
+            x_new = self._starter.advance(run, x, eps, t, s, run.plan[0])
+        else:
+            order = self.step_order(n, run.steps, sched.scalars(float(s)).sigma == 0.0)
+            lams = [sched.scalars(float(run.ts[node.node])).lam for node in history[-order:]]
+            values = [node.value for node in history[-order:]]
+            x_new = self.update(x, lams, values, sched, t, s)
+        return state.advanced(x_new, history[-(self.k - 1) :] if self.k > 1 else ())
+
     def update(
+        self,
         x: torch.Tensor,
-        history: Sequence[tuple[float, torch.Tensor]],
-        here: ScheduleScalars,
-        there: ScheduleScalars,
-        order: int,
-        d2_factor: float = 1.0,
+        lams: Sequence[float],
+        values: Sequence[torch.Tensor],
+        sched: Schedule,
+        t: torch.Tensor,
+        s: torch.Tensor,
     ) -> torch.Tensor:
-        """The order-``order`` update from ``here`` (t_n, where the state is x) to ``there``
-        with ``history`` = [(lambda_j, m_j)] oldest first, its last entry at t_n."""
-        lam0, m0 = history[-1]
+        """The step t -> s from x with the data predictions ``values`` (oldest first, the last
+        at t) at the log-SNRs ``lams``; its order is len(values) (class docstring)."""
+        phi, m0, order = self.transfer.step, values[-1], len(values)
+        there = sched.scalars(float(s))
         if order == 1 or there.sigma == 0.0:
-            return data_step(x, m0, here, there)
-        h = there.lam - lam0
-        lam1, m1 = history[-2]
-        r0 = (lam0 - lam1) / h
-        d1_0 = (m0 - m1) / r0
+            return phi(sched, x, m0, t, s)
+        h = there.lam - lams[-1]
+        r0 = (lams[-1] - lams[-2]) / h
+        d1_0 = (m0 - values[-2]) / r0
         if order == 2:
-            return data_step(x, m0 + 0.5 * d1_0, here, there)
-        lam2, m2 = history[-3]
-        r1 = (lam1 - lam2) / h
-        d1_1 = (m1 - m2) / r1
+            return phi(sched, x, m0 + 0.5 * d1_0, t, s)
+        r1 = (lams[-2] - lams[-3]) / h
+        d1_1 = (values[-2] - values[-3]) / r1
         d1 = d1_0 + (r0 / (r0 + r1)) * (d1_0 - d1_1)
-        d2 = (d2_factor / (r0 + r1)) * (d1_0 - d1_1)
+        d2 = (self.d2_factor / (r0 + r1)) * (d1_0 - d1_1)
         phi1 = math.expm1(-h)
         phi2 = phi1 / h + 1.0
         phi3 = phi2 / h - 0.5
         a = there.alpha
-        return (there.sigma / here.sigma) * x - (a * phi1) * m0 + (a * phi2) * d1 - (a * phi3) * d2
-
-    def iterate(
-        self, model: EpsModel, sched: Schedule, x: torch.Tensor, ts: torch.Tensor
-    ) -> Iterator[torch.Tensor]:
-        steps = len(ts) - 1
-        stages = self._starter.stage_times(sched, ts[:2]) if self._starter else []
-        history: list[tuple[float, torch.Tensor]] = []  # (lambda_j, x0_j), oldest first
-        for n in range(steps):
-            here, there = sched.scalars(float(ts[n])), sched.scalars(float(ts[n + 1]))
-            eps = model(x, ts[n])
-            history.append((here.lam, x0_prediction(x, eps, here)))
-            del history[: -self.k]
-            if stages and n == 0:
-                x = self._starter.advance(model, sched, x, eps, ts[0], ts[1], stages[0])
-            else:
-                order = self.step_order(n, steps, there.sigma == 0.0)
-                x = self.update(x, history, here, there, order, self.d2_factor)
-            yield x
+        return phi(sched, x, m0, t, s) + (a * phi2) * d1 - (a * phi3) * d2
 
 
 # -- named solvers ----------------------------------------------------------------------------

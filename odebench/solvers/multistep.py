@@ -15,14 +15,14 @@ number of times, so a warm-up of local order p + 1 allows global order p + 1).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from ..ode import time_variable
-from .base import Solver
+from .base import Node, Solver, State
+from .ramp import OrderRule
 from .runge_kutta import combine, rk_step
 from .tableau import AB_FIXED, Tableau, ab_variable_weights
 from .transfer import Transfer
@@ -43,11 +43,7 @@ class RungeKuttaWarmup:
         return self.tableau.order + 1
 
     def describe(self, pseudo: bool) -> str:
-        kind = {
-            "euler": "Euler",
-            "heun": "PIE" if pseudo else "Heun",
-            "rk4": "PRK" if pseudo else "RK4",
-        }[self.tableau.name]
+        kind = self.tableau.describe(pseudo)
         return f"{self.steps} {kind} step{'s' if self.steps > 1 else ''}"
 
 
@@ -97,6 +93,9 @@ class MultistepSolver(Solver):
         )
         self.citation, self._summary = citation, summary
         self.warmup = warmup.describe(pseudo=transfer.name == "ddim")
+        #: The ramp: step n combines min(k, n + 1) slopes (a full history after an RK warm-up).
+        self.rule = OrderRule(k, clean_end_first_order=False)
+        self.history_depth = k - 1  # the slopes at the k - 1 nodes before n
 
     @property
     def summary(self) -> str:
@@ -120,30 +119,33 @@ class MultistepSolver(Solver):
         v_to = float(var.of_t(sched, ts[n + 1]))
         return tuple(ab_variable_weights(np.asarray(nodes), float(nodes[0]), v_to))
 
-    def ab_step(self, model, sched, x, ts, n: int, history: list[torch.Tensor]) -> torch.Tensor:
-        """The Adams-Bashforth step n (from ts[n] to ts[n+1]) with the earlier slopes
-        ``history`` (oldest first, slopes at ts[n-len(history)] .. ts[n-1]); appends the new
-        slope at (x, ts[n]) to ``history``. Also used to measure local errors from an exact
-        history."""
-        t, s = ts[n], ts[n + 1]
-        history.append(self.transfer.slope(sched, x, t, model(x, t)))
-        m = min(self.k, len(history))
-        w = self._ab_weights(sched, ts, n, m)
-        return self.transfer.step(sched, x, combine(w, history[::-1][:m]), t, s)
+    def _in_warmup(self, n: int) -> bool:
+        return isinstance(self._warmup, RungeKuttaWarmup) and n < self._warmup.steps
 
-    def iterate(self, model, sched, x, ts) -> Iterator[torch.Tensor]:
-        history: list[torch.Tensor] = []  # oldest first
-        warm = self._warmup
-        for n in range(len(ts) - 1):
-            if isinstance(warm, RungeKuttaWarmup) and n < warm.steps:
-                if warm.step is not None:
-                    x, first_slope = warm.step(self.transfer, model, sched, x, ts[n], ts[n + 1])
-                else:
-                    x, first_slope = rk_step(
-                        warm.tableau, self.transfer, model, sched, x, ts[n], ts[n + 1]
-                    )
-                history.append(first_slope)
-            else:
-                x = self.ab_step(model, sched, x, ts, n, history)
-            del history[: -self.k]
-            yield x
+    def describe_step(self, n: int, steps: int) -> str:
+        if self._in_warmup(n):
+            return f"warm-up ({self.warmup})"
+        return f"AB{self.rule.order_at(n, steps)}"
+
+    def step(self, state: State) -> State:
+        run, n, x = state.run, state.n, state.x
+        sched, t, s = run.sched, state.t, state.s
+        if self._in_warmup(n):  # a full (pseudo) RK step; keep its first-stage slope
+            warm = self._warmup
+            take = warm.step if warm.step is not None else _tableau_step(warm.tableau)
+            x_new, first = take(self.transfer, run.model, sched, x, t, s)
+            history = (*state.history, Node(n, first))
+        else:  # AB-m on the slopes at nodes n - m + 1 .. n
+            history = (*state.history, Node(n, self.node_value(run, x, n)))
+            m = self.rule.order_at(n, run.steps)
+            w = self._ab_weights(sched, run.ts, n, m)
+            g = combine(w, [node.value for node in history[::-1][:m]])
+            x_new = self.transfer.step(sched, x, g, t, s)
+        return state.advanced(x_new, history[-(self.k - 1) :] if self.k > 1 else ())
+
+
+def _tableau_step(tableau: Tableau) -> Callable:
+    def take(transfer, model, sched, x, t, s):
+        return rk_step(tableau, transfer, model, sched, x, t, s)
+
+    return take

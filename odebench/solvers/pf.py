@@ -53,6 +53,13 @@ class AdaptiveReference(Solver):
     def nfe(self, steps: int) -> None:
         return None
 
+    def step(self, state):
+        """An adaptive solve has no fixed steps: ``iterate`` integrates the whole grid."""
+        raise ValueError(f"{self.name} is adaptive: it takes no fixed steps (no local errors)")
+
+    def exact_state(self, model, sched, ts, n, states):
+        raise ValueError(f"{self.name} is adaptive: it takes no fixed steps (no local errors)")
+
     def iterate(self, model, sched, x, ts) -> Iterator[torch.Tensor]:
         name = self.variable
         if name == "auto":

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Iterator
-
 import torch
 
 from ..schedules import Schedule
-from .base import EpsModel, Solver
+from .base import EpsModel, Solver, State
 from .tableau import Tableau
 from .transfer import Transfer
 
@@ -53,7 +50,12 @@ def rk_step(
 
 
 class RungeKuttaSolver(Solver):
-    """A (pseudo) Runge-Kutta method: every step runs all stages of the tableau."""
+    """A (pseudo) Runge-Kutta method: every step runs all stages of the tableau.
+
+    ``into_clean``: the tableau of a step into sigma = 0 (t = 0), where a stage at the end
+    point would evaluate the model on clean data (None: the same tableau). EDM's sampler takes
+    that step with Euler (Karras et al. 2022, Algorithm 1).
+    """
 
     def __init__(
         self,
@@ -63,8 +65,10 @@ class RungeKuttaSolver(Solver):
         order: int,
         citation: str,
         summary: str,
+        into_clean: Tableau | None = None,
     ):
         self.name, self.tableau, self.transfer = name, tableau, transfer
+        self.into_clean = into_clean
         self.order, self.gradient_order = order, tableau.order
         self.citation, self._summary = citation, summary
 
@@ -75,7 +79,20 @@ class RungeKuttaSolver(Solver):
     def nfe(self, steps: int) -> int:
         return self.tableau.stages * steps
 
-    def iterate(self, model, sched, x, ts) -> Iterator[torch.Tensor]:
-        for t, s in itertools.pairwise(ts):
-            x, _ = rk_step(self.tableau, self.transfer, model, sched, x, t, s)
-            yield x
+    def nfe_on(self, sched: Schedule, ts: torch.Tensor) -> int:
+        steps = len(ts) - 1
+        if self.into_clean is None or sched.scalars(float(ts[-1])).sigma != 0.0:
+            return self.nfe(steps)
+        return self.tableau.stages * (steps - 1) + self.into_clean.stages
+
+    def tableau_at(self, sched: Schedule, s: torch.Tensor) -> Tableau:
+        """The tableau of a step to time s."""
+        if self.into_clean is not None and sched.scalars(float(s)).sigma == 0.0:
+            return self.into_clean
+        return self.tableau
+
+    def step(self, state: State) -> State:
+        run = state.run
+        tableau = self.tableau_at(run.sched, state.s)
+        x, _ = rk_step(tableau, self.transfer, run.model, run.sched, state.x, state.t, state.s)
+        return state.advanced(x)

@@ -65,6 +65,7 @@ def solve(
     diverged = None
     current = x
     for n, current in enumerate(solver.iterate(counter, sched, x, ts), start=1):
+        # iterate is the state machine's loop: init, then step after step (base.Solver)
         if trajectory:
             states.append(current)
         if not math.isfinite(float(current.sum())):  # one reduction; any inf or nan shows

@@ -13,7 +13,7 @@ is never an underestimate that hides a typo).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 
 import numpy as np
@@ -34,6 +34,10 @@ class Tableau:
     a: tuple[tuple[float, ...], ...]
     b: tuple[float, ...]
     order: int
+    #: How the method is called with the linear transfer and with the DDIM transfer (e.g.
+    #: "RK4" and "PRK"); both default to the name.
+    label: str = field(default="", compare=False)
+    pseudo_label: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
         s = len(self.c)
@@ -57,6 +61,11 @@ class Tableau:
             raise ValueError(
                 f"{self.name}: satisfies order {self.order + 1}, declares {self.order}"
             )
+
+    def describe(self, pseudo: bool) -> str:
+        """The method's name as a warm-up description reads it."""
+        plain = self.label or self.name
+        return (self.pseudo_label or f"pseudo {plain}") if pseudo else plain
 
     @property
     def stages(self) -> int:
@@ -89,22 +98,49 @@ def _conditions_hold(tab: Tableau, order: int) -> bool:
     return all(abs(float(lhs) - float(rhs)) < 1e-12 for lhs, rhs in conditions)
 
 
-EULER = Tableau("euler", c=(0.0,), a=((),), b=(1.0,), order=1)
-HEUN = Tableau("heun", c=(0.0, 1.0), a=((), (1.0,)), b=(0.5, 0.5), order=2)
+EULER = Tableau("euler", c=(0.0,), a=((),), b=(1.0,), order=1, label="Euler", pseudo_label="DDIM")
+HEUN = Tableau(
+    "heun", c=(0.0, 1.0), a=((), (1.0,)), b=(0.5, 0.5), order=2, label="Heun", pseudo_label="PIE"
+)
 RK4 = Tableau(
     "rk4",
     c=(0.0, 0.5, 0.5, 1.0),
     a=((), (1.0,), (0.0, 1.0), (0.0, 0.0, 1.0)),
     b=(1 / 6, 1 / 3, 1 / 3, 1 / 6),
     order=4,
+    label="RK4",
+    pseudo_label="PRK",
 )
 
-#: Adams-Bashforth weights for equal steps, newest value first (AB1 is Euler).
+
+def ab_weights_exact(k: int) -> tuple[Fraction, ...]:
+    """Adams-Bashforth-k weights for equal steps, newest value first, as exact fractions.
+
+    In units of the step, the history sits at u = 0, -1, ..., -(k - 1) and the step covers
+    [0, 1]; w_j is the mean over the step of the Lagrange basis polynomial of node -j,
+    w_j = integral_0^1 prod_{i != j} (u + i) / (i - j) du (nodes-and-integrals, as nodepy
+    generates its coefficients), computed in rational arithmetic.
+    """
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"Adams-Bashforth needs k >= 1 points, got {k!r}")
+    weights = []
+    for j in range(k):
+        poly = [Fraction(1)]  # coefficients of the basis polynomial, lowest degree first
+        for i in range(k):
+            if i == j:
+                continue
+            scale = Fraction(1, i - j)  # factor (u + i) / (i - j)
+            shifted = [Fraction(0), *poly]  # u * poly
+            padded = [*poly, Fraction(0)]
+            poly = [(a + i * b) * scale for a, b in zip(shifted, padded, strict=True)]
+        weights.append(sum(c / (d + 1) for d, c in enumerate(poly)))
+    return tuple(weights)
+
+
+#: Adams-Bashforth weights for equal steps, newest value first (AB1 is Euler), generated from
+#: ``ab_weights_exact`` and rounded once: 3/2, -1/2; 23/12, -16/12, 5/12; 55/24, ...
 AB_FIXED: dict[int, tuple[float, ...]] = {
-    1: (1.0,),
-    2: (3 / 2, -1 / 2),
-    3: (23 / 12, -16 / 12, 5 / 12),
-    4: (55 / 24, -59 / 24, 37 / 24, -9 / 24),
+    k: tuple(float(w) for w in ab_weights_exact(k)) for k in (1, 2, 3, 4)
 }
 
 

@@ -1,12 +1,25 @@
 """Transfer parts: how x moves from t to s given the assembled slope g (Liu et al. 2022, Sec. 3).
 
+This module is the one home of every map a solver moves x with:
+
+- ``LinearTransfer``: the classical x + (s - t) g, g built from the ODE's right-hand side;
+- ``DDIMTransfer``: the eps form of the exponential map, PNDM's phi (= DDIM = DPM-Solver-1);
+- ``DataTransfer``: the x0 form of the same map (DPM-Solver++(1), UniPC's data prediction);
+- ``EDMTransfer``: the same map once more as EDM writes it, Euler's step for y = x / alpha in
+  sigma_tilde (Karras et al. 2022, Algorithm 1).
+
+The last three are one map, exact for a constant eps (Property 3.1), written in three
+variables; they differ in round-off only, and each named method uses the form its paper and
+its reference code use, so that odebench reproduces them to the last bit.
+
 A transfer part declares
 
 - ``slope(sched, x, t, eps)``: the quantity the gradient part combines. For the pseudo methods
   it is eps itself; for classical methods it is the ODE's right-hand side f(x, t).
 - ``step(sched, x, g, t, s)``: the move from t to s with the assembled g.
 - ``variable``: the time variable in which ``step`` is an Euler step. Variable-step
-  multistep weights are computed in it.
+  multistep weights are computed in it. (Runge-Kutta stage times are placed in t,
+  DPM-Solver's in lambda: that is the gradient part's choice, not the transfer's.)
 """
 
 from __future__ import annotations
@@ -80,4 +93,43 @@ class DDIMTransfer(Transfer):
         return ratio * x + coef * g
 
 
-TRANSFERS = {"linear": LinearTransfer(), "ddim": DDIMTransfer()}
+class DataTransfer(Transfer):
+    """The DDIM map with the data prediction as slope (DPM-Solver++(1), Lu et al. 2022b):
+
+    g = x0 = (x - sigma eps) / alpha,   x_s = (sigma_s / sigma_t) x - alpha_s (e^{-h} - 1) g,
+
+    h = lambda_s - lambda_t. It is Euler's step for x / sigma in e^lambda = alpha / sigma:
+    x_s / sigma_s = x / sigma_t + (e^lambda_s - e^lambda_t) g. At sigma_s = 0 (lambda_s = inf)
+    it returns alpha_s g, the clean-data estimate. Scalar times only (as solvers call it).
+    """
+
+    name, variable = "data", "exp_lambda"
+    description = "DDIM map on the x0-prediction (DPM-Solver++ / UniPC data prediction)"
+
+    def slope(self, sched, x, t, eps):
+        here = sched.scalars(float(t))
+        return (x - here.sigma * eps) / here.alpha
+
+    def step(self, sched, x, g, t, s):
+        at, as_ = sched.scalars(float(t)), sched.scalars(float(s))
+        if as_.sigma == 0.0:
+            return as_.alpha * g
+        return (as_.sigma / at.sigma) * x - (as_.alpha * math.expm1(at.lam - as_.lam)) * g
+
+
+class EDMTransfer(Transfer):
+    """The DDIM map as EDM evaluates it (Karras et al. 2022, Algorithm 1): with y = x / alpha_t
+    and sigma_tilde = sigma / alpha, Euler's step y_s = y + (sigma_tilde_s - sigma_tilde_t) g,
+    then x_s = alpha_s y_s; g is eps (dy / dsigma_tilde = eps). At sigma_s = 0 it is the
+    x0-prediction alpha_s (x - sigma_t g) / alpha_t up to round-off."""
+
+    name, variable = "edm", "sigma_tilde"
+    description = "Euler in sigma_tilde for x / alpha (EDM's form of the DDIM map)"
+
+    def slope(self, sched, x, t, eps):
+        return eps
+
+    def step(self, sched, x, g, t, s):
+        at, as_ = sched.scalars(float(t)), sched.scalars(float(s))
+        y = x / at.alpha
+        return as_.alpha * (y + (as_.sigma / as_.alpha - at.sigma / at.alpha) * g)

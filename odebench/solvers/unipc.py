@@ -24,7 +24,8 @@ a = (1/2) for p = 2 and c = (1/2) for p = 1 ("simplified" choices that keep the 
 In odebench's decomposition a step is a gradient part and a transfer part: UniP and UniC
 assemble an effective model output g = m_n + (B(h) / (e^{hh} - 1)) (the a- or c-weighted sum
 above), and the transfer is the exponential-integrator map x_s = base(x_n, g): ``DataTransfer``
-below for data prediction, the DDIM map (``DDIMTransfer``) for noise prediction. Both are the
+for data prediction, the DDIM map (``DDIMTransfer``) for noise prediction (both in
+``odebench.solvers.transfer``). Both are the
 DDIM map, with the slope expressed as x0 or as eps.
 
 The sampling loop (reference ``sample(method="multistep")`` and diffusers agree): one model
@@ -52,14 +53,14 @@ unipc-3 3.0 from t = 0.4, but 4.2 from t = 1, where the start costs nothing visi
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import numpy as np
 import torch
 
 from ..schedules import Schedule
-from .base import EpsModel, Solver
-from .transfer import DDIMTransfer, Transfer
+from .base import Node, Solver, State
+from .ramp import OrderRule
+from .transfer import DataTransfer, DDIMTransfer
 
 PAPER = (
     "Zhao, Bai, Rao, Zhou, Lu 2023, UniPC: A Unified Predictor-Corrector Framework for Fast "
@@ -82,30 +83,6 @@ def phi(k: int, z: float) -> float:
     for i in range(k):
         value = (value - 1.0 / math.factorial(i)) / z
     return value
-
-
-class DataTransfer(Transfer):
-    """The DDIM map with the data prediction as slope (DPM-Solver++(1), Lu et al. 2022):
-
-    g = x0 = (x - sigma eps) / alpha,   x_s = (sigma_s / sigma_t) x - alpha_s (e^{-h} - 1) g,
-
-    h = lambda_s - lambda_t. It is Euler's step for x / sigma in e^lambda = alpha / sigma:
-    x_s / sigma_s = x / sigma_t + (e^lambda_s - e^lambda_t) g. At sigma_s = 0 (lambda_s = inf)
-    it returns alpha_s g, the clean-data estimate. Scalar times only (as solvers call it).
-    """
-
-    name, variable = "data", "exp_lambda"
-    description = "DDIM map on the x0-prediction (DPM-Solver++ / UniPC data prediction)"
-
-    def slope(self, sched, x, t, eps):
-        here = sched.scalars(float(t))
-        return (x - here.sigma * eps) / here.alpha
-
-    def step(self, sched, x, g, t, s):
-        at, as_ = sched.scalars(float(t)), sched.scalars(float(s))
-        if as_.sigma == 0.0:
-            return as_.alpha * g
-        return (as_.sigma / at.sigma) * x - (as_.alpha * math.expm1(at.lam - as_.lam)) * g
 
 
 def unipc_coefficients(
@@ -156,6 +133,10 @@ class UniPC(Solver):
             raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
         self.p, self.variant, self.prediction = p, variant, prediction
         self.lower_order_final = bool(lower_order_final)
+        self.rule = OrderRule(p, self.lower_order_final)
+        # m at nodes n - p + 1 .. n: the one at node n was made by the step before (at the
+        # predicted state, or at x_0 by init), and this step reads it.
+        self.history_depth, self.keeps_current = p - 1, True
         self.transfer = DataTransfer() if prediction == "data" else DDIMTransfer()
         suffix = "" if variant == "bh1" else f"-{variant}"
         options = [
@@ -182,47 +163,36 @@ class UniPC(Solver):
 
     def step_order(self, n: int, steps: int, sigma_next: float) -> int:
         """p_n: the warm-up ramp, the optional lower-order final steps, 1 for sigma = 0."""
-        if sigma_next == 0.0:
-            return 1
-        p = min(self.p, n + 1)
-        return min(p, steps - n) if self.lower_order_final else p
+        return self.rule.order_at(n, steps, sigma_next == 0.0)
 
-    def iterate(
-        self, model: EpsModel, sched: Schedule, x: torch.Tensor, ts: torch.Tensor
-    ) -> Iterator[torch.Tensor]:
-        steps = len(ts) - 1
-        lams = [sched.scalars(float(t)).lam for t in ts]
-        sign = -1.0 if self.prediction == "data" else 1.0
-        m = self.transfer.slope(sched, x, ts[0], model(x, ts[0]))
-        history: list[tuple[float, torch.Tensor]] = [(lams[0], m)]  # (lambda, m), newest last
-        for n in range(steps):
-            t, s = ts[n], ts[n + 1]
-            lam_n, m_n = history[-1]
-            p = self.step_order(n, steps, sched.scalars(float(s)).sigma)
-            last = n == steps - 1
-            if p == 1 and last:  # DDIM (data or noise form); also the step to sigma = 0
-                x = self.transfer.step(sched, x, m_n, t, s)
-                yield x
-                return
-            h = lams[n + 1] - lam_n
-            hh = sign * h
-            B = hh if self.variant == "bh1" else math.expm1(hh)
-            past = history[-p:-1][::-1]  # (lambda_{n-1}, m_{n-1}), ..., newest first
-            r = [(lam_k - lam_n) / h for lam_k, _ in past]
-            D = [(m_k - m_n) / r_k for (_, m_k), r_k in zip(past, r, strict=True)]
-            a, c = unipc_coefficients(r, hh, B, p)
-            scale = B / math.expm1(hh)  # B(h) relative to the transfer's own e^{hh} - 1
-            g_pred = m_n + scale * _combine(a, D) if D else m_n
-            x_pred = self.transfer.step(sched, x, g_pred, t, s)
-            if last:  # no corrector after the last step
-                yield x_pred
-                return
-            m_s = self.transfer.slope(sched, x_pred, s, model(x_pred, s))
-            g_corr = m_n + scale * _combine(c, [*D, m_s - m_n])
-            x = self.transfer.step(sched, x, g_corr, t, s)
-            history.append((lams[n + 1], m_s))
-            del history[: -self.p]
-            yield x
+    def describe_step(self, n: int, steps: int) -> str:
+        return f"UniPC-{min(self.p, n + 1)}" + (" (no corrector)" if n == steps - 1 else "")
+
+    def plan(self, sched: Schedule, ts: torch.Tensor) -> list[float]:
+        return [sched.scalars(float(t)).lam for t in ts]
+
+    def step(self, state: State) -> State:
+        run, n, x = state.run, state.n, state.x
+        sched, t, s, lams = run.sched, state.t, state.s, run.plan
+        m_n = state.history[-1].value
+        p = self.step_order(n, run.steps, sched.scalars(float(s)).sigma)
+        if p == 1 and state.is_last_step:  # DDIM (data or noise form); also the step to sigma = 0
+            return state.advanced(self.transfer.step(sched, x, m_n, t, s))
+        h = lams[n + 1] - lams[n]
+        hh = -h if self.prediction == "data" else h
+        B = hh if self.variant == "bh1" else math.expm1(hh)
+        past = state.history[-p:-1][::-1]  # nodes n - 1, ..., n - p + 1, newest first
+        r = [(lams[node.node] - lams[n]) / h for node in past]
+        D = [(node.value - m_n) / r_k for node, r_k in zip(past, r, strict=True)]
+        a, c = unipc_coefficients(r, hh, B, p)
+        scale = B / math.expm1(hh)  # B(h) relative to the transfer's own e^{hh} - 1
+        x_pred = self.transfer.step(sched, x, m_n + scale * _combine(a, D) if D else m_n, t, s)
+        if state.is_last_step:  # no corrector after the last step
+            return state.advanced(x_pred)
+        m_s = self.node_value(run, x_pred, n + 1)  # UniC's evaluation, kept for the next step
+        x_corr = self.transfer.step(sched, x, m_n + scale * _combine(c, [*D, m_s - m_n]), t, s)
+        history = (*state.history, Node(n + 1, m_s))
+        return state.advanced(x_corr, history[-self.p :])
 
 
 def _combine(weights: list[float], values: list[torch.Tensor]) -> torch.Tensor:

@@ -26,11 +26,12 @@ transfer reads abar, while the model is called at the grid's own times.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Sequence
 
 import torch
 
-from .base import Solver
+from ..schedules import Schedule
+from .base import EpsModel, Solver, State
 from .multistep import MultistepSolver, RungeKuttaWarmup
 from .tableau import HEUN, RK4
 from .transfer import DDIMTransfer
@@ -83,6 +84,7 @@ class VariantSolver(Solver):
     ):
         self.name, self.base, self._tau = name, base, tau
         self.transfer, self.takes_history = base.transfer, base.takes_history
+        self.history_depth, self.keeps_current = base.history_depth, base.keeps_current
         self.order, self.gradient_order = base.order, base.gradient_order
         self.warmup, self.citation, self._summary = base.warmup, citation, summary
 
@@ -97,15 +99,33 @@ class VariantSolver(Solver):
     def nfe(self, steps: int) -> int | None:
         return self.base.nfe(steps)
 
-    def iterate(self, model, sched, x, ts) -> Iterator[torch.Tensor]:
+    def describe_step(self, n: int, steps: int) -> str:
+        return self.base.describe_step(n, steps)
+
+    def _view(self, sched: Schedule, ts: torch.Tensor) -> TransferTimes:
         T = _check_integer_grid(self.name, sched, ts)
         rule = getattr(getattr(self.base, "_warmup", None), "step", None)
         if isinstance(rule, DiffusersPRKStep) and rule.T != T:
             raise ValueError(
                 f"{self.name} was built for a {rule.T}-step table, the schedule has {T}"
             )
-        view = TransferTimes(sched, lambda t: self._tau(t, T))
-        yield from self.base.iterate(model, view, x, ts)
+        return TransferTimes(sched, lambda t: self._tau(t, T))
+
+    def init(self, model: EpsModel, sched: Schedule, x: torch.Tensor, ts: torch.Tensor) -> State:
+        return self.base.init(model, self._view(sched, ts), x, ts)
+
+    def exact_state(
+        self,
+        model: EpsModel,
+        sched: Schedule,
+        ts: torch.Tensor,
+        n: int,
+        states: Sequence[torch.Tensor] | torch.Tensor,
+    ) -> State:
+        return self.base.exact_state(model, self._view(sched, ts), ts, n, states)
+
+    def step(self, state: State) -> State:
+        return self.base.step(state)
 
 
 def _authors_tau(t: float, T: int) -> float:
