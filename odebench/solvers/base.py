@@ -126,6 +126,10 @@ class Solver(ABC):
 
     name: str = "solver"
     order: int | None = None
+    #: The order of an interior step (local error O(h^(p + 1)) away from the start and the
+    #: end) where a warm-up or a final-step rule caps the global order below it; None: the
+    #: global order. Read by ``local_order``.
+    interior_order: int | None = None
     gradient_order: int | None = None
     warmup: str = "none"
     citation: str = ""
@@ -142,6 +146,12 @@ class Solver(ABC):
     @abstractmethod
     def nfe(self, steps: int) -> int | None:
         """Model evaluations for ``steps`` steps (None for adaptive solvers)."""
+
+    @property
+    def local_order(self) -> int | None:
+        """The expected slope of one-step errors in the smooth region: interior order + 1."""
+        p = self.interior_order if self.interior_order is not None else self.order
+        return None if p is None else p + 1
 
     def nfe_on(self, sched: Schedule, ts: torch.Tensor) -> int | None:
         """Model evaluations on this grid (differs from ``nfe`` where a step into sigma = 0

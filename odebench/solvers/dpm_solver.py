@@ -263,6 +263,7 @@ class MultistepDPMSolverPP(Solver):
         self.name = f"dpm-solver++-{k}m"
         third = k == 3 and start == "dpm-solver-2" and self.taylor_d2
         self.order = self.gradient_order = 3 if third else min(k, 2)
+        self.interior_order = 3 if k == 3 and self.taylor_d2 else min(k, 2)
         self.transfer = X0_FORM
         self.citation = LU_2022B
         self._starter = SinglestepDPMSolver(2) if start == "dpm-solver-2" else None

@@ -96,6 +96,11 @@ class MultistepSolver(Solver):
         #: The ramp: step n combines min(k, n + 1) slopes (a full history after an RK warm-up).
         self.rule = OrderRule(k, clean_end_first_order=False)
         self.history_depth = k - 1  # the slopes at the k - 1 nodes before n
+        # AB-k is exact for polynomials of degree k - 1 in the transfer's variable when its
+        # weights are computed there; equal-step weights are that only on grids uniform in it
+        # (in t for the linear transfer on uniform grids; seldom in sigma_tilde), else 2.
+        exact_weights = weights == "variable" or transfer.variable == "t"
+        self.interior_order = k if exact_weights else min(k, 2)
 
     @property
     def summary(self) -> str:

@@ -144,6 +144,7 @@ class UniPC(Solver):
         ]
         self.name = f"unipc-{p}{suffix}" + (f"[{','.join(options)}]" if options else "")
         self.order = self.gradient_order = 2 if self.lower_order_final else min(p + 1, 3)
+        self.interior_order = p + 1  # UniC-p raises UniP-p's order p by one
         ramp = ", ".join(f"UniPC-{j}" for j in range(1, p))
         self.warmup = "none" if p == 1 else f"lower-order ramp {ramp}"
         self.citation = PAPER
