@@ -1,6 +1,6 @@
 """The probability-flow ODE and its three time variables.
 
-In forward time t (t = 0 data), for a VP schedule (DESIGN.md, PAPER.md):
+In forward time t (t = 0 data), for a VP schedule (docs/design/conventions.md):
 
     dx/dt = abar'(t) ( x / (2 abar) - eps(x, t) / (2 abar sqrt(1 - abar)) )
           = -beta(t)/2 * x + beta(t) / (2 sigma(t)) * eps(x, t).

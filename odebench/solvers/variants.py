@@ -1,8 +1,8 @@
 """Faithful variants of the PNDM family: what published implementations actually compute.
 
 The paper's methods (``f-pndm``, ``s-pndm``) are defined on the ODE; the code people run
-differs in details that change what is measured (PAPER.md, "What the implementations
-actually do"). Each variant here is the paper's method with exactly those details, on a
+differs in details that change what is measured (docs/design/paper.md, "What published
+implementations do"). Each variant here is the paper's method with exactly those details, on a
 discrete T-step table, on the integer grid ``odebench.timesteps(S, "pndm", schedule=...)``
 (training index i at t = (i + 1) / T, then t = 0):
 
