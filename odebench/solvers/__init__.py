@@ -1,7 +1,9 @@
 """Solvers by name: ``odebench.solvers.get("f-pndm")``.
 
-Each is a composition of a gradient part (a tableau or Adams-Bashforth weights with a
-warm-up) and a transfer part (``linear`` or ``ddim``); see ``odebench list``.
+Each is a composition of a gradient part (a tableau, Adams-Bashforth weights with a warm-up,
+DPM-Solver's stages or divided differences, UniPC's B(h), DEIS' interpolation) and a transfer
+part (``odebench.solvers.transfer``); ``solver.composition`` says which, ``odebench list``
+shows them all. ``register`` adds a solver of your own under a name.
 """
 
 from __future__ import annotations
@@ -42,6 +44,25 @@ ALIASES = {"plms": "f-pndm", "ab4": "fon", "pndm-ramp": "ipndm"}
 PAPER_FAMILY = ("ddim", "s-pndm", "f-pndm", "fon")
 
 
+def register(name: str, factory: Callable[..., Solver], *, replace: bool = False) -> None:
+    """Make ``factory(**options) -> Solver`` available as ``get(name)``, ``solve(name, ...)``
+    and in the studies' solver lists. An existing name needs ``replace=True``."""
+    if not isinstance(name, str) or not name or name != name.strip():
+        raise ValueError(f"a solver name must be a non-empty string without spaces, got {name!r}")
+    if not callable(factory):
+        raise ValueError(f"the factory for {name!r} must be callable")
+    if (name in _FACTORIES or name in ALIASES) and not replace:
+        raise ValueError(f"solver {name!r} exists; pass replace=True to replace it")
+    _FACTORIES[name] = factory
+
+
+def unregister(name: str) -> None:
+    """Remove a solver added with ``register``."""
+    if name not in _FACTORIES:
+        raise ValueError(f"unknown solver {name!r}")
+    del _FACTORIES[name]
+
+
 def names(include_aliases: bool = False) -> list[str]:
     out = list(_FACTORIES)
     return out + list(ALIASES) if include_aliases else out
@@ -78,5 +99,7 @@ __all__ = [
     "Solver",
     "get",
     "names",
+    "register",
     "solve",
+    "unregister",
 ]

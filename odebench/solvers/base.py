@@ -236,6 +236,17 @@ class Solver(ABC):
             state = self.step(state)
             yield state.x
 
+    #: The gradient part in words (the transfer part is ``transfer``).
+    gradient: str = ""
+
+    @property
+    def composition(self) -> str:
+        """gradient part x transfer part, e.g. "RK4 tableau x ddim"."""
+        transfer = getattr(self, "transfer", None)
+        if transfer is None:
+            return self.gradient or "not a transfer x gradient method"
+        return f"{self.gradient or self.name} x {transfer.name}"
+
     @property
     def summary(self) -> str:
         """One line for ``odebench list``."""

@@ -118,6 +118,7 @@ class DEIS(Solver):
         self.rule = OrderRule(k, self.lower_order_final)
         self.history_depth = k - 1  # eps at the k - 1 nodes before n
         self.transfer = DDIMTransfer()
+        self.gradient = f"Lagrange through {k} eps values in {basis}, integrated in sigma_tilde"
         self.name = f"deis-{_BASIS_NAME[basis]}-{k}" + ("[lof]" if self.lower_order_final else "")
         # Order k in the interior; the DDIM first step (local error O(h^2)) caps it at 2.
         self.order = self.gradient_order = min(k, 2)

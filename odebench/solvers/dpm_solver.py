@@ -111,6 +111,7 @@ class SinglestepDPMSolver(Solver):
         self.name = f"dpm-solver-{k}"
         self.order = self.gradient_order = k
         self.transfer = EPS_FORM
+        self.gradient = f"{k} stage(s) in lambda, phi-function weights"
         self.citation = LU_2022A
         self.warmup = "none"
 
@@ -265,6 +266,7 @@ class MultistepDPMSolverPP(Solver):
         self.order = self.gradient_order = 3 if third else min(k, 2)
         self.interior_order = 3 if k == 3 and self.taylor_d2 else min(k, 2)
         self.transfer = X0_FORM
+        self.gradient = f"divided differences of {k} x0 values in lambda"
         self.citation = LU_2022B
         self._starter = SinglestepDPMSolver(2) if start == "dpm-solver-2" else None
         ramp = ["DPM-Solver-2" if self._starter else "1M"] + [f"{j}M" for j in range(2, k + 1)]

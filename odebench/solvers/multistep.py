@@ -93,6 +93,7 @@ class MultistepSolver(Solver):
         )
         self.citation, self._summary = citation, summary
         self.warmup = warmup.describe(pseudo=transfer.name == "ddim")
+        self.gradient = f"AB{k} ({weights} weights) after {self.warmup}"
         #: The ramp: step n combines min(k, n + 1) slopes (a full history after an RK warm-up).
         self.rule = OrderRule(k, clean_end_first_order=False)
         self.history_depth = k - 1  # the slopes at the k - 1 nodes before n

@@ -23,6 +23,7 @@ class AdaptiveReference(Solver):
     """Adaptive DOP853 reference solve (scipy) in lambda; not a sampler, a yardstick."""
 
     adaptive = True
+    gradient = "adaptive DOP853 (not a transfer x gradient method: a reference)"
     citation = "Hairer, Norsett & Wanner 1993 (DOP853); scipy.integrate.solve_ivp"
 
     def __init__(

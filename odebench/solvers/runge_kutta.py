@@ -69,6 +69,9 @@ class RungeKuttaSolver(Solver):
     ):
         self.name, self.tableau, self.transfer = name, tableau, transfer
         self.into_clean = into_clean
+        self.gradient = f"{tableau.label or tableau.name} tableau" + (
+            f" ({into_clean.label or into_clean.name} into sigma = 0)" if into_clean else ""
+        )
         self.order, self.gradient_order = order, tableau.order
         self.citation, self._summary = citation, summary
 

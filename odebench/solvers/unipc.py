@@ -138,6 +138,7 @@ class UniPC(Solver):
         # predicted state, or at x_0 by init), and this step reads it.
         self.history_depth, self.keeps_current = p - 1, True
         self.transfer = DataTransfer() if prediction == "data" else DDIMTransfer()
+        self.gradient = f"UniP-{p} + UniC-{p}, B(h) {variant}"
         suffix = "" if variant == "bh1" else f"-{variant}"
         options = [
             o for o, on in (("noise", prediction == "noise"), ("lof", self.lower_order_final)) if on

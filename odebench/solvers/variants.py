@@ -85,6 +85,7 @@ class VariantSolver(Solver):
         self.name, self.base, self._tau = name, base, tau
         self.transfer, self.takes_history = base.transfer, base.takes_history
         self.history_depth, self.keeps_current = base.history_depth, base.keeps_current
+        self.gradient = base.gradient + " (transfer reads abar at shifted indices)"
         self.order, self.gradient_order = base.order, base.gradient_order
         self.warmup, self.citation, self._summary = base.warmup, citation, summary
 
