@@ -104,7 +104,7 @@ def test_bad_steps_are_refused_by_the_parser():
 
 def test_the_audit_study_kind_runs_and_summarizes(tmp_path):
     pytest.importorskip("diffusers")
-    import odebench.audit.study  # noqa: F401  (registers the kind)
+    import odebench.kinds.audit  # noqa: F401  (registers the kind)
     from odebench.study import parse_study, run_study
 
     spec = parse_study(

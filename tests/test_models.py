@@ -165,7 +165,7 @@ def test_flat_states_for_an_image_network():
 
 
 def test_trained_picks_the_network_of_the_problem():
-    from odebench.orders import eps_model
+    from odebench.kinds.common import eps_model
 
     prob = ob.problems.get("gmm-2d")
     assert eps_model("trained", prob, prob.schedule).name == "gmm-2d-mlp"

@@ -2,30 +2,23 @@
 
 import math
 
-import pandas as pd
 import torch
+from _helpers import cell_config, cell_table
 
 import odebench as ob
-from odebench import norms
-from odebench.cli import main
+from odebench.kinds import norms
 
 
 def cell(**kw):
-    config = {
+    base = {
         "problem": "gaussian-lowrank",
         "schedule": "linear",
         "solver": ["ddim", "fon"],
         "nfe": 30,
-        "t_min": 1e-3,
-        "spacing": "uniform",
-        "seed": 0,
         "n_samples": 64,
-        "t_max": 1.0,
-        "ref_tol": 1e-10,
-        "kind": "norms",
     }
-    config.update(kw)
-    return pd.DataFrame(norms.run_cell(config))
+    config = cell_config("norms", **{**base, **kw})
+    return cell_table(norms.run_cell(config), config)
 
 
 def test_rows_follow_each_solvers_grid_at_equal_nfe():
@@ -59,16 +52,7 @@ def test_band_is_the_exact_marginal():
 def test_fon_leaves_the_low_rank_set_in_density_where_f_pndm_does_not():
     """With exact eps, at t = 1e-3 on the linear schedule: fon's states sit far out in the
     thin directions of p_t (NLL excess of several nats), f-pndm's do not."""
-    summary = norms.summarize(
-        cell(solver=["f-pndm", "fon"], nfe=50).assign(
-            problem="gaussian-lowrank",
-            schedule="linear",
-            nfe=50,
-            t_min=1e-3,
-            spacing="uniform",
-            seed=0,
-        )
-    ).set_index("solver")
+    summary = norms.summarize(cell(solver=["f-pndm", "fon"], nfe=50)).set_index("solver")
     assert summary.loc["fon", "final_nll_excess"] > 1.0
     assert abs(summary.loc["f-pndm", "final_nll_excess"]) < 1e-2
 
@@ -93,23 +77,8 @@ def test_x0_distance_measures_the_models_prediction():
     assert all(math.isclose(d, e, rel_tol=1e-6) for d, e in zip(dist, expected, strict=True))
 
 
-def test_cli_norms(tmp_path, capsys):
-    code = main(
-        [
-            "norms",
-            "--problem",
-            "gaussian-lowrank",
-            "--nfe",
-            "20",
-            "--n-samples",
-            "16",
-            "--out",
-            str(tmp_path),
-            "--no-progress",
-        ]
-    )
-    assert code == 0
-    out = capsys.readouterr().out
-    assert "max NLL excess" in out and "fon" in out
-    for name in ("norms.csv", "norms_summary.csv", "norms.png"):
-        assert (tmp_path / name).stat().st_size > 0
+def test_cli_norms(run_cli):
+    run = run_cli("norms", "--problem", "gaussian-lowrank", "--nfe", "20", "--n-samples", "16")
+    assert run.code == 0
+    assert "max NLL excess" in run.out and "fon" in run.out
+    run.wrote("norms.csv", "norms_summary.csv", "norms.png")

@@ -5,35 +5,27 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import torch
+from _helpers import cell_config, cell_table
 
 import odebench as ob
-from odebench import convergence, orders
-from odebench.cli import main
+from odebench import convergence
+from odebench.kinds import orders
 from odebench.study import parse_study, run_study
 
 SMALL = {"steps": [25, 50, 100, 200, 400], "n_samples": 8}
 
 
 def cell(**kw):
-    config = {
+    base = {
         "problem": "gaussian-lowrank",
         "schedule": "linear",
         "solver": ["ddim"],
         "steps": SMALL["steps"],
-        "t_min": 0.1,
-        "spacing": "uniform",
-        "seed": 0,
         "n_samples": SMALL["n_samples"],
-        "mode": "global",
-        "t_max": 1.0,
-        "ref_tol": 1e-12,
-        "kind": "orders",
     }
-    config.update(kw)
-    return config
+    return cell_config("orders", **{**base, **kw})
 
 
 def spec(**grid):
@@ -55,19 +47,8 @@ def spec(**grid):
 
 
 def test_ddim_is_first_order_on_the_lowrank_gaussian_within_its_ci():
-    rows = pd.DataFrame(
-        [
-            {
-                **r,
-                "problem": "gaussian-lowrank",
-                "schedule": "linear",
-                "t_min": 0.1,
-                "spacing": "uniform",
-                "seed": 0,
-            }
-            for r in orders.run_cell(cell())
-        ]
-    )
+    config = cell()
+    rows = cell_table(orders.run_cell(config), config)
     assert rows["ref_accuracy"].max() < 1e-13  # the exact flow map, judged by composition
     summary = orders.summarize(rows)
     fit = summary.iloc[0]
@@ -79,42 +60,19 @@ def test_ddim_is_first_order_on_the_lowrank_gaussian_within_its_ci():
 def test_gmm_reference_reports_its_accuracy_and_flags_what_it_cannot_judge():
     """A loose reference cannot judge rk4's fine errors: those rows are marked unreliable and
     left out of the fit, never silently fitted."""
-    rows = orders.run_cell(cell(problem="gmm-2d", solver=["rk4"], ref_tol=1e-8))
+    config = cell(problem="gmm-2d", solver=["rk4"], ref_tol=1e-8)
+    rows = orders.run_cell(config)
     acc = {r["ref_accuracy"] for r in rows}
     assert len(acc) == 1 and 1e-12 < acc.pop() < 1e-5
     flags = [r["reliable"] for r in rows]
     assert flags[0] and not flags[-1]
-    table = pd.DataFrame(
-        [
-            {
-                **r,
-                "problem": "gmm-2d",
-                "schedule": "linear",
-                "t_min": 0.1,
-                "spacing": "uniform",
-                "seed": 0,
-            }
-            for r in rows
-        ]
-    )
+    table = cell_table(rows, config)
     assert "unreliable-reference" in orders.summarize(table).iloc[0]["left_out"]
 
 
 def test_local_errors_have_slope_order_plus_one():
-    rows = orders.run_cell(cell(solver=["ddim", "rk4", "s-pndm", "fon"], mode="local", t_min=0.05))
-    table = pd.DataFrame(
-        [
-            {
-                **r,
-                "problem": "gaussian-lowrank",
-                "schedule": "linear",
-                "t_min": 0.05,
-                "spacing": "uniform",
-                "seed": 0,
-            }
-            for r in rows
-        ]
-    )
+    config = cell(solver=["ddim", "rk4", "s-pndm", "fon"], mode="local", t_min=0.05)
+    table = cell_table(orders.run_cell(config), config)
     summary = orders.summarize(table)
     mid = summary[summary["t0"] == 0.4].set_index("solver")
     for name in ("ddim", "rk4", "s-pndm", "fon"):
@@ -158,7 +116,7 @@ def test_dask_runs_the_same_cells_as_in_process(tmp_path):
     assert remote.csv.read_bytes() == local.csv.read_bytes()
 
 
-def test_cli_orders_runs_and_reruns_from_cache(tmp_path, capsys):
+def test_cli_orders_runs_and_reruns_from_cache(run_cli):
     args = [
         "orders",
         "--problem",
@@ -169,17 +127,13 @@ def test_cli_orders_runs_and_reruns_from_cache(tmp_path, capsys):
         "25,50,100,200",
         "--n-samples",
         "8",
-        "--out",
-        str(tmp_path),
-        "--no-progress",
     ]
-    assert main(args) == 0
-    out = capsys.readouterr().out
-    assert "ddim" in out and "as declared" in out and "1 computed" in out
-    for name in ("orders.csv", "orders_summary.csv", "orders.png"):
-        assert (tmp_path / name).stat().st_size > 0
-    assert main(args) == 0
-    assert "0 computed, 1 from cache" in capsys.readouterr().out
+    first = run_cli(*args)
+    assert first.code == 0
+    assert "ddim" in first.out and "as declared" in first.out and "1 computed" in first.out
+    first.wrote("orders.csv", "orders_summary.csv", "orders.png")
+    again = run_cli(*args)
+    assert again.code == 0 and "0 computed, 1 from cache" in again.out
 
 
 @pytest.mark.parametrize(
@@ -231,28 +185,12 @@ def test_bad_study_files_exit_2_with_one_line_naming_the_key(tmp_path, toml, nee
     assert not list(Path(tmp_path).rglob("*.csv"))
 
 
-def test_a_failing_cell_leaves_no_csv(tmp_path, capsys):
+def test_a_failing_cell_leaves_no_csv(run_cli):
     """t_min above t_max is only found inside the cell: exit 2, one line, no table."""
-    code = main(
-        [
-            "orders",
-            "--problem",
-            "gmm-2d",
-            "--t-max",
-            "0.05",
-            "--t-min",
-            "0.1",
-            "--steps",
-            "10,20,40",
-            "--out",
-            str(tmp_path),
-            "--no-progress",
-        ]
+    run = run_cli(
+        "orders", "--problem", "gmm-2d", "--t-max", "0.05", "--t-min", "0.1", "--steps", "10,20,40"
     )
-    assert code == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "t_min" in err[0]
-    assert not list(tmp_path.glob("*.csv"))
+    run.failed_in_one_line("t_min")
 
 
 def test_a_diverging_solver_is_a_result_not_a_crash():

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import odebench as ob
+from odebench.kinds.quality import gaussian_pushforward, start_law
 from odebench.metrics.distribution import (
     floor_of,
     frechet,
@@ -29,7 +30,6 @@ from odebench.metrics.distribution import (
     sliced_w2_to,
 )
 from odebench.metrics.manifold import expected_nll
-from odebench.quality import gaussian_pushforward, start_law
 
 D = torch.float64
 
@@ -275,7 +275,7 @@ def test_bad_samples_are_refused():
 
 
 def test_gaussian_marginal_factor_is_singular_at_t0():
-    from odebench.quality import gaussian_marginal
+    from odebench.kinds.quality import gaussian_marginal
 
     prob = ob.problems.get("gaussian-lowrank", "ddpm-linear-1000")
     mean, factor = gaussian_marginal(prob, 0.0)

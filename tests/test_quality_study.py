@@ -7,8 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from odebench import cli
-from odebench.quality import markdown_table, run_cell, summarize
+from odebench.kinds.quality import markdown_table, run_cell, summarize
 
 BASE = {
     "model": "exact",
@@ -146,29 +145,23 @@ def test_matching_needs_every_larger_step_count_and_compares_magnitudes():
     assert "| y |" in table and "never" in table
 
 
-def test_cli_quality_writes_table_and_figure(tmp_path, capsys):
-    out = tmp_path / "q"
-    code = cli.main(
-        [
-            "quality",
-            "--problem",
-            "gaussian-lowrank",
-            "--solvers",
-            "ddim,f-pndm",
-            "--steps",
-            "10,20,40",
-            "--match",
-            "ddim@40",
-            "--out",
-            str(out),
-            "--no-progress",
-        ]
+def test_cli_quality_writes_table_and_figure(run_cli, tmp_path):
+    run = run_cli(
+        "quality",
+        "--problem",
+        "gaussian-lowrank",
+        "--solvers",
+        "ddim,f-pndm",
+        "--steps",
+        "10,20,40",
+        "--match",
+        "ddim@40",
+        out=tmp_path / "q",
     )
-    assert code == 0
-    printed = capsys.readouterr().out
-    assert "exact W2" in printed and "| f-pndm |" in printed
-    assert (out / "quality.csv").is_file() and (out / "quality_table.md").is_file()
-    assert list(out.glob("quality_gaussian-lowrank_*.png"))
+    assert run.code == 0
+    assert "exact W2" in run.out and "| f-pndm |" in run.out
+    run.wrote("quality.csv", "quality_table.md")
+    assert list(run.folder.glob("quality_gaussian-lowrank_*.png"))
 
 
 @pytest.mark.parametrize(
@@ -180,22 +173,6 @@ def test_cli_quality_writes_table_and_figure(tmp_path, capsys):
         (["--n-samples", "3"], "n_samples"),
     ],
 )
-def test_cli_quality_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, args, message):
-    out = tmp_path / "q"
-    base = [
-        "quality",
-        "--problem",
-        "gaussian-lowrank",
-        "--steps",
-        "4",
-        "--solvers",
-        "ddim",
-        "--out",
-        str(out),
-        "--no-progress",
-    ]
-    code = cli.main(base + args)
-    err = capsys.readouterr().err.strip()
-    assert code == 2
-    assert len(err.splitlines()) == 1 and message in err, err
-    assert not (out / "quality.csv").exists()
+def test_cli_quality_bad_input_is_one_line_and_writes_nothing(run_cli, tmp_path, args, message):
+    base = ["quality", "--problem", "gaussian-lowrank", "--steps", "4", "--solvers", "ddim"]
+    run_cli(*base, *args, out=tmp_path / "q").failed_in_one_line(message)

@@ -3,32 +3,26 @@
 import math
 
 import pandas as pd
+from _helpers import cell_config, cell_table
 
-from odebench import singularity_study
-from odebench.cli import main
+from odebench.kinds import singularity as singularity_study
 
 
 def cell(**kw):
-    config = {
+    base = {
         "problem": "gaussian-lowrank",
         "schedule": "linear",
         "solver": ["ddim", "rk4"],
         "steps": [10, 20, 40],
         "t_min": 0.0,
         "spacing": "uniform",
-        "seed": 0,
         "n_samples": 8,
-        "t_max": 1.0,
-        "ref_tol": 1e-12,
         "path_steps": 10,
         "lipschitz_samples": 4,
         "lipschitz_times": 5,
-        "kind": "singularity",
     }
-    config.update(kw)
-    rows = singularity_study.run_cell(config)
-    keys = {k: config[k] for k in ("problem", "schedule", "t_min", "spacing", "seed")}
-    return pd.DataFrame([{**keys, **r} for r in rows])
+    config = cell_config("singularity", **{**base, **kw})
+    return cell_table(singularity_study.run_cell(config), config)
 
 
 def test_rk4_reaching_t0_on_a_singular_schedule_is_recorded_as_diverged():
@@ -59,33 +53,27 @@ def test_stiffness_rows_follow_the_grid():
     assert (lip["lip_lambda_max"] <= 1.0 + 1e-9).all()  # the ODE in lambda is not stiff here
 
 
-def test_cli_singularity(tmp_path, capsys):
-    code = main(
-        [
-            "singularity",
-            "--problem",
-            "gaussian-lowrank",
-            "--schedule",
-            "linear",
-            "--solvers",
-            "ddim,f-pndm",
-            "--steps",
-            "20,40,80",
-            "--t-min",
-            "0.01",
-            "--spacing",
-            "uniform",
-            "--n-samples",
-            "8",
-            "--out",
-            str(tmp_path),
-            "--no-progress",
-        ]
+def test_cli_singularity(run_cli):
+    run = run_cli(
+        "singularity",
+        "--problem",
+        "gaussian-lowrank",
+        "--schedule",
+        "linear",
+        "--solvers",
+        "ddim,f-pndm",
+        "--steps",
+        "20,40,80",
+        "--t-min",
+        "0.01",
+        "--spacing",
+        "uniform",
+        "--n-samples",
+        "8",
     )
-    assert code == 0
-    out = capsys.readouterr().out
-    assert "Exponent of the eps coefficient" in out and "linear" in out
-    for name in (
+    assert run.code == 0
+    assert "Exponent of the eps coefficient" in run.out and "linear" in run.out
+    run.wrote(
         "singularity.csv",
         "singularity_summary.csv",
         "singularity_exponents.csv",
@@ -93,9 +81,8 @@ def test_cli_singularity(tmp_path, capsys):
         "singularity_orders.png",
         "singularity_per_step.png",
         "singularity_stiffness.png",
-    ):
-        assert (tmp_path / name).stat().st_size > 0
-    exponents = pd.read_csv(tmp_path / "singularity_exponents.csv")
+    )
+    exponents = pd.read_csv(run.folder / "singularity_exponents.csv")
     eps_t = exponents[(exponents["variable"] == "t") & (exponents["which"] == "eps")]
     eps_t = eps_t.set_index("schedule")["exponent"]
     assert abs(eps_t["linear"] + 0.5) < 0.02 and abs(eps_t["cosine-s0"]) < 0.02

@@ -8,7 +8,8 @@
 Adapters (:mod:`.adapters`) drive the scheduler exactly as a pipeline does; probes
 (:mod:`.probes`) read where its states are in time and whether it computes in float64;
 :mod:`.measure` runs the step ladder against exact solutions; :mod:`.report` fits orders,
-names findings and writes the CSV, card and figure; :mod:`.study` is the "audit" study kind.
+names findings and writes the CSV, card and figure; :mod:`.cli` is the ``odebench audit``
+command. The "audit" study kind (many samplers at once) is :mod:`odebench.kinds.audit`.
 """
 
 from .adapters import drive, parse_config, resolve

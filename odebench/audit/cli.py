@@ -58,7 +58,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--n-samples", type=int, default=32, help="start points (default 32)")
     p.add_argument("--seed", type=int, default=0, help="seed of the start points")
     p.add_argument("--out", type=Path, default=Path(DEFAULT_OUT), help=f"folder ({DEFAULT_OUT})")
-    p.set_defaults(audit_run=run)
+    p.set_defaults(handler=run)
     return p
 
 

@@ -29,10 +29,9 @@ from typing import Any
 import torch
 
 from .. import problems, schedules, solvers
-from .._tensor import DTYPE
+from .._tensor import DTYPE, one_thread
 from ..grids import timesteps
 from ..metrics import rms_error
-from ..orders import _one_thread
 from ..reference import reference
 from . import probes
 from .adapters import Trace, base_config, drive, make_factory, parse_config, resolve
@@ -257,7 +256,7 @@ def measure(
     probe_steps: int = 50,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Rows of the ladder and the facts of ``sampler`` (a class, or "diffusers:Name")."""
-    with _one_thread():
+    with one_thread():
         return _measure(
             sampler, config, problem, schedule, steps, n_samples, seed, claim, probe_steps
         )

@@ -2,10 +2,11 @@
 
 A sampler is written as its diffusers class name, optionally followed by its config as JSON:
 ``'DDIMScheduler {"timestep_spacing": "trailing"}'``. Rows are tidy: ``part = "ladder"``
-(one per step count, see :mod:`.measure`) and one ``part = "facts"`` row per cell.
-``summarize`` rebuilds each report card from those rows (:func:`.report.build_report`, the
-same function the CLI uses); ``plot`` writes ``audit_table.md`` (the README table),
-``audit_cards.md`` (every card) and ``audit_errors.png``.
+(one per step count, see :mod:`odebench.audit.measure`) and one ``part = "facts"`` row per
+cell. ``summarize`` rebuilds each report card from those rows
+(:func:`odebench.audit.report.build_report`, the same function ``odebench audit`` uses);
+``plot`` writes ``audit_table.md`` (the README table), ``audit_cards.md`` (every card) and
+``audit_errors.png``.
 
     odebench run studies/audit.toml [--workers 2]
 """
@@ -18,10 +19,13 @@ from typing import Any
 
 import pandas as pd
 
-from ..study import Field, StudyKind, register
-from .measure import DEFAULT_STEPS, label, measure, parse_label
+from ..audit.cli import add_parser
+from ..audit.measure import DEFAULT_STEPS, label, measure, parse_label
+from ..study import Command, Field, StudyKind, StudyResult, register
+from .common import positive
 
 CELL_KEYS = ["sampler", "problem", "schedule", "seed"]
+TABLE = "audit_table.md"
 
 
 def _check_sampler(value: str) -> str | None:
@@ -30,10 +34,6 @@ def _check_sampler(value: str) -> str | None:
     except ValueError as exc:
         return str(exc)
     return None
-
-
-def _positive(value: int) -> str | None:
-    return None if value > 0 else "must be positive"
 
 
 GRID = {
@@ -47,13 +47,13 @@ GRID = {
         choices=("ddpm-linear-1000", "scaled-linear-1000", "cosine-1000"),
         help="discrete table",
     ),
-    "steps": Field(int, default=DEFAULT_STEPS, check=_positive, help="step-count ladder"),
+    "steps": Field(int, default=DEFAULT_STEPS, check=positive, help="step-count ladder"),
     "seed": Field(int, default=[0], help="seed of the start points"),
 }
 OPTIONS = {
-    "n_samples": Field(int, default=32, check=_positive, help="start points per cell"),
+    "n_samples": Field(int, default=32, check=positive, help="start points per cell"),
     "probe_steps": Field(
-        int, default=50, check=_positive, help="N of the float64/determinism probes"
+        int, default=50, check=positive, help="N of the float64/determinism probes"
     ),
 }
 
@@ -89,7 +89,7 @@ def _finite_int(value) -> bool:
 
 def reports(df: pd.DataFrame) -> list:
     """The AuditReport of every cell of a study table."""
-    from .report import build_report
+    from ..audit.report import build_report
 
     out = []
     keys = [k for k in CELL_KEYS if k in df.columns]
@@ -170,13 +170,13 @@ def plot(df: pd.DataFrame, summary: pd.DataFrame | None, folder) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .report import draw
+    from ..audit.report import draw
 
     folder = Path(folder)
     reps = reports(df)
     paths = []
     if summary is not None and len(summary):
-        table = folder / "audit_table.md"
+        table = folder / TABLE
         table.write_text(markdown_table(summary))
         paths.append(table)
     cards = folder / "audit_cards.md"
@@ -198,6 +198,19 @@ def plot(df: pd.DataFrame, summary: pd.DataFrame | None, folder) -> list[Path]:
     return paths
 
 
+def format_summary(result: StudyResult) -> str | None:
+    """The README's table of the samplers (``audit_table.md``, as written)."""
+    tables = [Path(f) for f in result.figures if Path(f).name == TABLE]
+    return "\n" + tables[0].read_text() if tables else None
+
+
+#: ``odebench audit SAMPLER``: one sampler's report card, not a study of many (those run with
+#: ``odebench run studies/audit.toml``), so its command is hand-written in :mod:`..audit.cli`.
+COMMAND = Command(
+    help="measure a third-party sampler from outside (e.g. diffusers:DDIMScheduler)",
+    parser=add_parser,
+)
+
 KIND = StudyKind(
     name="audit",
     grid=GRID,
@@ -208,7 +221,18 @@ KIND = StudyKind(
     summarize=summarize,
     plot=plot,
     description="report cards of third-party samplers (diffusers), measured from outside",
+    format_summary=format_summary,
+    command=COMMAND,
 )
 register(KIND)
 
-__all__ = ["KIND", "label", "markdown_table", "reports", "run_cell", "summarize"]
+__all__ = [
+    "KIND",
+    "format_summary",
+    "label",
+    "markdown_table",
+    "plot",
+    "reports",
+    "run_cell",
+    "summarize",
+]

@@ -18,50 +18,74 @@ measured order for every solver.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import torch
 
-from . import convergence, orders, problems, schedules, solvers
-from .grids import SPACINGS, timesteps
-from .metrics import rms_error
-from .reference import reference, union_times
-from .study import Field, StudyKind, register
+from .. import convergence, problems, schedules, solvers
+from ..grids import timesteps
+from ..metrics import rms_error
+from ..reference import reference, union_times
+from ..study import Command, Field, StudyKind, StudyResult, register
+from .common import (
+    ORDER_CELL_KEYS,
+    VERDICT_MARK,
+    device,
+    eps_model,
+    in_unit,
+    model_names,
+    non_negative,
+    one_thread,
+    order_summary_text,
+    positive,
+    read_summary,
+    sampler_names,
+    spacing_names,
+    start_time,
+    summarize_orders,
+    tolerance,
+)
 
-CELL_KEYS = ["problem", "model", "schedule", "t_min", "spacing", "seed"]
-
-
-def _all_samplers() -> list[str]:
-    return orders._sampler_names()
-
+CELL_KEYS = list(ORDER_CELL_KEYS)
 
 GRID = {
-    "problem": Field(str, choices=problems.names),
-    "model": Field(str, default=["exact"], choices=orders._model_names),
-    "schedule": Field(str, choices=schedules.names),
-    "solver": Field(str, choices=_all_samplers),
+    "problem": Field(str, choices=problems.names, help="embedded problem"),
+    "model": Field(
+        str,
+        default=["exact"],
+        choices=model_names,
+        help="eps model: exact, trained (the shipped network of the problem) or a name",
+    ),
+    "schedule": Field(str, choices=schedules.names, help="noise schedule"),
+    "solver": Field(str, choices=sampler_names, help="solvers to measure"),
     "budget": Field(
         int,
         default=[5, 10, 20, 50],
-        check=orders._positive,
+        check=positive,
         help="NFE budgets of the work-precision part",
     ),
-    "steps": Field(int, default=[10, 20, 40, 80, 160, 320], check=orders._positive),
-    "t_min": Field(float, default=[1e-3], check=orders._in_unit),
-    "spacing": Field(str, default=["lambda"], choices=[s for s in SPACINGS if s != "pndm"]),
-    "seed": Field(int, default=[0], check=orders._non_negative),
+    "steps": Field(
+        int, default=[10, 20, 40, 80, 160, 320], check=positive, help="step-count ladder"
+    ),
+    "t_min": Field(float, default=[1e-3], check=in_unit, help="end time of sampling"),
+    "spacing": Field(str, default=["lambda"], choices=spacing_names(), help="time grid"),
+    "seed": Field(int, default=[0], check=non_negative, help="seed of the start points"),
 }
 OPTIONS = {
-    "n_samples": Field(int, default=64, check=orders._positive),
-    "t_max": Field(float, default=1.0, check=lambda v: None if 0 < v <= 1 else "in (0, 1]"),
-    "ref_tol": Field(float, default=1e-12, check=orders._tolerance),
-    "device": Field(str, default="cpu", check=orders._device),
+    "n_samples": Field(int, default=64, check=positive, help="start points per cell"),
+    "t_max": Field(float, default=1.0, check=start_time, help="start time"),
+    "ref_tol": Field(
+        float, default=1e-12, check=tolerance, help="tolerance of the adaptive reference"
+    ),
+    "device": Field(str, default="cpu", check=device, help="where networks run"),
 }
 
 
 def run_cell(config: dict[str, Any]) -> list[dict[str, Any]]:
-    with orders._one_thread():
+    """Every solver at every NFE budget and along the step ladder, on one reference."""
+    with one_thread():
         sched = schedules.get(config["schedule"])
         prob = problems.get(config["problem"], sched)
         t_max = min(float(config["t_max"]), sched.t_hi)
@@ -71,9 +95,7 @@ def run_cell(config: dict[str, Any]) -> list[dict[str, Any]]:
         x_T = prob.sample_marginal(
             int(config["n_samples"]), t_max, torch.Generator().manual_seed(int(config["seed"]))
         )
-        net = orders.eps_model(
-            config.get("model", "exact"), prob, sched, config.get("device", "cpu")
-        )
+        net = eps_model(config.get("model", "exact"), prob, sched, config.get("device", "cpu"))
         eps = prob.eps if net is None else net
         budgets = {}
         for name in config["solver"]:
@@ -118,7 +140,7 @@ def run_cell(config: dict[str, Any]) -> list[dict[str, Any]]:
 def summarize(df: pd.DataFrame) -> pd.DataFrame:
     """Order fits of the ladder part, one row per solver and cell."""
     ladder = df[df["part"] == "ladder"]
-    return orders.summarize(ladder) if len(ladder) else pd.DataFrame()
+    return summarize_orders(ladder) if len(ladder) else pd.DataFrame()
 
 
 def pareto(points: pd.DataFrame) -> pd.DataFrame:
@@ -132,13 +154,14 @@ def pareto(points: pd.DataFrame) -> pd.DataFrame:
     return pts.loc[keep]
 
 
-def plot(df: pd.DataFrame, summary: pd.DataFrame | None, folder) -> list:
-    from pathlib import Path
-
-    from .plots import plot_work_precision
+def plot(df: pd.DataFrame, summary: pd.DataFrame | None, folder: Path) -> list[Path]:
+    """Work-precision figures with their Pareto fronts, and ``modern_table.md``."""
+    from ..plots.work_precision import plot_work_precision
 
     folder = Path(folder)
-    paths = plot_work_precision(df[df["part"] == "budget"], folder)
+    paths = plot_work_precision(
+        df[df["part"] == "budget"], folder, cell_keys=CELL_KEYS, front=pareto
+    )
     if summary is not None and len(summary):
         table = folder / "modern_table.md"
         table.write_text(markdown_table(summary))
@@ -164,13 +187,30 @@ def markdown_table(summary: pd.DataFrame) -> str:
                 row.append("-")
                 continue
             r = sel.iloc[0]
-            mark = orders.VERDICT_MARK[r["verdict"]]
+            mark = VERDICT_MARK[r["verdict"]]
             row.append(
                 f"{r['measured']:.2f}{mark}" if r["measured"] == r["measured"] else f"-{mark}"
             )
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
 
+
+def format_summary(result: StudyResult) -> str | None:
+    """The order fits of the ladder part, one fixed-width table per cell."""
+    return order_summary_text(read_summary(result))
+
+
+COMMAND = Command(
+    help="work-precision at NFE budgets and orders along a step ladder, every solver "
+    "(defaults: gaussian-lowrank, linear schedule, ddim, f-pndm, dpm-solver++-2m, unipc-3)",
+    out="results/modern",
+    defaults={
+        "problem": ["gaussian-lowrank"],
+        "schedule": ["linear"],
+        "solver": ["ddim", "f-pndm", "dpm-solver++-2m", "unipc-3"],
+    },
+    aliases={"solver": ("--solvers",)},
+)
 
 KIND = StudyKind(
     name="modern",
@@ -182,5 +222,7 @@ KIND = StudyKind(
     summarize=summarize,
     plot=plot,
     description="work-precision at NFE budgets and orders along a ladder, every solver",
+    format_summary=format_summary,
+    command=COMMAND,
 )
 register(KIND)

@@ -20,55 +20,67 @@ come from the problem.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import torch
 
-from . import problems, schedules, solvers
-from ._text import fixed_width
-from .grids import SPACINGS, timesteps
-from .metrics import norm_band, norm_statistics, subspace_distance
-from .orders import (
-    _device,
-    _in_unit,
-    _model_names,
-    _non_negative,
-    _one_thread,
-    _positive,
+from .. import problems, schedules, solvers
+from .._text import fixed_width
+from ..grids import timesteps
+from ..metrics import norm_band, norm_statistics, subspace_distance
+from ..reference import reference, union_times
+from ..study import Command, Field, StudyKind, StudyResult, register
+from .common import (
+    cell_blocks,
+    device,
     eps_model,
+    in_unit,
+    model_names,
+    non_negative,
+    one_thread,
+    positive,
+    read_summary,
+    sampler_names,
+    spacing_names,
+    start_time,
 )
-from .reference import reference, union_times
-from .study import Field, StudyKind, register
 
 CELL_KEYS = ["problem", "model", "schedule", "nfe", "t_min", "spacing", "seed"]
 DEFAULT_SOLVERS = list(solvers.PAPER_FAMILY)
-
-
-def _sampler_names() -> list[str]:
-    return [n for n in solvers.names(include_aliases=True) if n != "pf"]
-
 
 GRID = {
     "problem": Field(str, choices=problems.names, help="embedded problem"),
     "model": Field(
         str,
         default=["exact"],
-        choices=_model_names,
-        help="eps model: the exact eps or a shipped network trained on the problem",
+        choices=model_names,
+        help="eps model: exact, trained (the shipped network of the problem) or a name",
     ),
     "schedule": Field(str, choices=schedules.names, help="noise schedule"),
-    "solver": Field(str, default=DEFAULT_SOLVERS, choices=_sampler_names, help="solvers"),
-    "nfe": Field(int, default=[50], check=_positive, help="model evaluations per solver"),
-    "t_min": Field(float, default=[1e-3], check=_in_unit, help="end time of sampling"),
-    "spacing": Field(str, default=["uniform"], choices=[s for s in SPACINGS if s != "pndm"]),
-    "seed": Field(int, default=[0], check=_non_negative, help="seed of the start points"),
+    "solver": Field(str, default=DEFAULT_SOLVERS, choices=sampler_names, help="solvers"),
+    "nfe": Field(int, default=[50], check=positive, help="model evaluations per solver"),
+    "t_min": Field(float, default=[1e-3], check=in_unit, help="end time of sampling"),
+    "spacing": Field(
+        str,
+        default=["uniform"],
+        choices=spacing_names(),
+        help="time grid: uniform, quadratic, lambda, karras",
+    ),
+    "seed": Field(int, default=[0], check=non_negative, help="seed of the start points"),
 }
 OPTIONS = {
-    "n_samples": Field(int, default=256, check=_positive, help="start points per cell"),
-    "t_max": Field(float, default=1.0, check=lambda v: None if 0 < v <= 1 else "in (0, 1]"),
+    "n_samples": Field(int, default=256, check=positive, help="start points per cell"),
+    "t_max": Field(float, default=1.0, check=start_time, help="start time"),
     "ref_tol": Field(float, default=1e-10, help="tolerance of the adaptive reference"),
-    "device": Field(str, default="cpu", check=_device, help="where networks run"),
+    "device": Field(
+        str,
+        default="cpu",
+        check=device,
+        help="where networks run: cpu, cuda or cuda:N; analytic problems always run in "
+        "float64 on the CPU",
+    ),
 }
 
 
@@ -124,7 +136,7 @@ def _x0_prediction(model, sched, x: torch.Tensor, t: torch.Tensor) -> torch.Tens
 
 def run_cell(config: dict[str, Any]) -> list[dict[str, Any]]:
     """All solvers of the ladder on one (problem, schedule, nfe, t_min, spacing, seed)."""
-    with _one_thread():
+    with one_thread():
         sched = schedules.get(config["schedule"])
         prob = problems.get(config["problem"], sched)
         t_max = min(float(config["t_max"]), sched.t_hi)
@@ -199,27 +211,15 @@ def _at_max(values: pd.Series, g: pd.DataFrame) -> tuple[float, float]:
     return float(values[i]), float(g.loc[i, "t"])
 
 
-def plot(df: pd.DataFrame, summary: pd.DataFrame | None, folder) -> list:
-    from .plots import plot_norms
+def plot(df: pd.DataFrame, summary: pd.DataFrame | None, folder: Path) -> list[Path]:
+    """Per cell: norms along sampling against the exact band, paired departures, NLL excess."""
+    from ..plots.norms import plot_norms
 
-    return plot_norms(df, folder)
-
-
-KIND = StudyKind(
-    name="norms",
-    grid=GRID,
-    options=OPTIONS,
-    ladder_axes=("solver",),
-    run_cell=run_cell,
-    version="1",
-    summarize=summarize,
-    plot=plot,
-    description="sample norms and densities along sampling paths vs the exact marginals",
-)
-register(KIND)
+    return plot_norms(df, folder, cell_keys=CELL_KEYS)
 
 
 def format_table(summary: pd.DataFrame) -> str:
+    """The departures of one cell's solvers as a fixed-width text table."""
     cols = [
         "solver",
         "steps",
@@ -247,3 +247,35 @@ def format_table(summary: pd.DataFrame) -> str:
             ]
         )
     return fixed_width(cols, lines)
+
+
+def format_summary(result: StudyResult) -> str | None:
+    """The largest departures per solver, one fixed-width table per cell."""
+    summary = read_summary(result)
+    if summary is None or "max_nll_excess" not in summary.columns:
+        return None
+    return cell_blocks(summary, CELL_KEYS, format_table)
+
+
+COMMAND = Command(
+    help="sample norms and densities along sampling paths at equal NFE (the paper's "
+    "manifold-departure diagnosis)",
+    out="results/norms",
+    defaults={"problem": ["gaussian-lowrank"], "schedule": ["linear"]},
+    aliases={"solver": ("--solvers",)},
+)
+
+KIND = StudyKind(
+    name="norms",
+    grid=GRID,
+    options=OPTIONS,
+    ladder_axes=("solver",),
+    run_cell=run_cell,
+    version="1",
+    summarize=summarize,
+    plot=plot,
+    description="sample norms and densities along sampling paths vs the exact marginals",
+    format_summary=format_summary,
+    command=COMMAND,
+)
+register(KIND)

@@ -25,16 +25,17 @@ paper-shaped table and a figure per cell.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import torch
 
-from . import orders, problems, schedules, solvers
-from ._tensor import DTYPE
-from .grids import SPACINGS, timesteps
-from .metrics.distribution import (
+from .. import problems, schedules, solvers
+from .._tensor import DTYPE
+from ..grids import timesteps
+from ..metrics.distribution import (
     Estimate,
     floor_of,
     frechet,
@@ -49,8 +50,23 @@ from .metrics.distribution import (
     random_directions,
     sliced_w2_to,
 )
-from .metrics.manifold import expected_nll
-from .study import Field, StudyKind, register
+from ..metrics.manifold import expected_nll
+from ..study import Command, Field, Shortcut, StudyKind, StudyResult, register
+from .common import (
+    device,
+    eps_model,
+    in_unit,
+    model_names,
+    non_negative,
+    one_thread,
+    positive,
+    read_summary,
+    read_table,
+    sampler_names,
+    spacing_names,
+    start_time,
+    tolerance,
+)
 
 CELL_KEYS = ["problem", "model", "schedule", "t_min", "spacing", "seed"]
 DEFAULT_STEPS = [10, 20, 50, 100, 250, 1000]
@@ -131,14 +147,24 @@ def _is_gaussian(problem) -> bool:
 
 
 GRID = {
-    "problem": Field(str, choices=problems.names),
-    "model": Field(str, default=["exact"], choices=orders._model_names),
-    "schedule": Field(str, choices=schedules.names),
-    "solver": Field(str, default=DEFAULT_SOLVERS, choices=orders._sampler_names),
-    "steps": Field(int, default=DEFAULT_STEPS, check=orders._positive),
-    "t_min": Field(float, default=[0.0], check=orders._in_unit),
-    "spacing": Field(str, default=["uniform"], choices=[s for s in SPACINGS if s != "pndm"]),
-    "seed": Field(int, default=[0], check=orders._non_negative),
+    "problem": Field(str, choices=problems.names, help="embedded problem"),
+    "model": Field(
+        str,
+        default=["exact"],
+        choices=model_names,
+        help="eps model: exact, trained (the shipped network of the problem) or a name",
+    ),
+    "schedule": Field(str, choices=schedules.names, help="noise schedule"),
+    "solver": Field(str, default=DEFAULT_SOLVERS, choices=sampler_names, help="solvers"),
+    "steps": Field(int, default=DEFAULT_STEPS, check=positive, help="step counts"),
+    "t_min": Field(float, default=[0.0], check=in_unit, help="end time of sampling"),
+    "spacing": Field(
+        str,
+        default=["uniform"],
+        choices=spacing_names(),
+        help="time grid: uniform, quadratic, lambda, karras",
+    ),
+    "seed": Field(int, default=[0], check=non_negative, help="seed of the start points"),
 }
 
 
@@ -147,19 +173,50 @@ def _metrics_check(value: list) -> str | None:
     return f"unknown metric(s) {', '.join(bad)}; choose from {', '.join(METRICS)}" if bad else None
 
 
+def _at_least(low: int) -> Callable[[int], str | None]:
+    def check(value: int) -> str | None:
+        return None if value >= low else f"must be >= {low}"
+
+    return check
+
+
 OPTIONS = {
-    "n_samples": Field(int, default=2000, check=lambda v: None if v >= 16 else "must be >= 16"),
-    "t_max": Field(float, default=1.0, check=lambda v: None if 0 < v <= 1 else "in (0, 1]"),
-    "prior": Field(str, default="marginal", choices=PRIORS),
-    "metrics": Field(list, default=["auto"], check=_metrics_check),
-    "paired": Field(bool, default=True, help="also score the exact ODE solution from the same x_T"),
-    "n_boot": Field(int, default=32, check=lambda v: None if v >= 2 else "must be >= 2"),
-    "n_floor": Field(int, default=16, check=lambda v: None if v >= 2 else "must be >= 2"),
-    "n_projections": Field(int, default=128, check=orders._positive),
-    "ref_tol": Field(float, default=1e-10, check=orders._tolerance),
-    "match_solver": Field(str, default="ddim", choices=orders._sampler_names),
-    "match_steps": Field(int, default=1000, check=orders._positive),
-    "device": Field(str, default="cpu", check=orders._device),
+    "n_samples": Field(int, default=2000, check=_at_least(16), help="samples per cell"),
+    "t_max": Field(float, default=1.0, check=start_time, help="start time"),
+    "prior": Field(
+        str,
+        default="marginal",
+        choices=PRIORS,
+        help="start law: the exact marginal at t_max or N(0, I)",
+    ),
+    "metrics": Field(
+        list,
+        default=["auto"],
+        check=_metrics_check,
+        help=f"auto or some of {', '.join(METRICS)}",
+    ),
+    "paired": Field(
+        bool,
+        default=True,
+        help="also score the exact ODE solution from the same x_T (the paired excess)",
+    ),
+    "n_boot": Field(int, default=32, check=_at_least(2), help="bootstrap resamples"),
+    "n_floor": Field(int, default=16, check=_at_least(2), help="exact-sample draws of the floor"),
+    "n_projections": Field(int, default=128, check=positive, help="directions of sliced W2"),
+    "ref_tol": Field(
+        float, default=1e-10, check=tolerance, help="tolerance of the adaptive reference"
+    ),
+    "match_solver": Field(
+        str, default="ddim", choices=sampler_names, help="the reference sampler others must match"
+    ),
+    "match_steps": Field(int, default=1000, check=positive, help="its step count"),
+    "device": Field(
+        str,
+        default="cpu",
+        check=device,
+        help="where networks run: cpu, cuda or cuda:N; analytic problems always run in "
+        "float64 on the CPU",
+    ),
     "network_dtype": Field(
         str,
         default="float64",
@@ -206,10 +263,10 @@ def run_cell(config: dict[str, Any]) -> list[dict[str, Any]]:
             raise ValueError("metric w2 (exact) needs a Gaussian problem with model = exact")
         if len(metrics) > 1:
             raise ValueError("metric w2 (exact) is not combined with Monte Carlo metrics")
-        with orders._one_thread():
+        with one_thread():
             rows = _w2_rows(prob, config, grids, t_min)
     elif model_name == "exact":
-        with orders._one_thread():
+        with one_thread():
             rows = _mc_rows(prob, sched, config, grids, t_max, t_min, metrics)
     else:
         rows = _mc_rows(prob, sched, config, grids, t_max, t_min, metrics)
@@ -260,7 +317,7 @@ def _estimate_columns(est: Estimate) -> dict[str, float]:
 
 
 def _mc_rows(prob, sched, config, grids, t_max, t_min, metrics) -> list[dict[str, Any]]:
-    from .reference import reference
+    from ..reference import reference
 
     n = int(config["n_samples"])
     seed = int(config["seed"])
@@ -268,9 +325,8 @@ def _mc_rows(prob, sched, config, grids, t_max, t_min, metrics) -> list[dict[str
     dtype = getattr(torch, config.get("network_dtype", "float64"))
     if dtype != torch.float64 and config["paired"]:
         raise ValueError("paired = true needs network_dtype = float64 (an adaptive reference)")
-    net = orders.eps_model(
-        config.get("model", "exact"), prob, sched, config.get("device", "cpu"), dtype
-    )
+    model = config.get("model", "exact")
+    net = eps_model(model, prob, sched, config.get("device", "cpu"), dtype)
     eps = prob.eps if net is None else net
     x_ode = None
     if config["paired"]:
@@ -394,7 +450,7 @@ def _feature_metric(prob, t_min: float, exact):
     """
     if prob.name != "digits-data" or t_min != 0.0:
         raise ValueError("metric frechet_features needs the digits-data problem with t_min = 0")
-    from .models.classifier import digits_features, load_digits_classifier
+    from ..models.classifier import digits_features, load_digits_classifier
 
     clf = load_digits_classifier()
     feats = digits_features(prob.means, clf)
@@ -520,17 +576,50 @@ def _int_or_dash(v) -> str:
     return str(int(v)) if v == v else "never"
 
 
-def plot(df: pd.DataFrame, summary: pd.DataFrame | None, folder) -> list:
-    from .plots import plot_quality
+def plot(df: pd.DataFrame, summary: pd.DataFrame | None, folder: Path) -> list[Path]:
+    """A figure per cell (each metric against NFE) and ``quality_table.md``."""
+    from ..plots.quality import plot_quality
 
     folder = Path(folder)
-    paths = plot_quality(df, folder)
+    paths = plot_quality(df, folder, cell_keys=CELL_KEYS)
     if summary is not None and len(summary):
         table = folder / "quality_table.md"
         table.write_text(markdown_table(df, summary))
         paths.append(table)
     return paths
 
+
+def format_summary(result: StudyResult) -> str | None:
+    """The paper-shaped table: one block per cell and metric, solvers by steps."""
+    summary = read_summary(result)
+    if summary is None or "match_nfe" not in summary.columns:
+        return None
+    return "\n" + markdown_table(read_table(result), summary)
+
+
+def _match(text: str) -> dict[str, Any]:
+    """``--match SOLVER@STEPS``: the reference sampler and its step count."""
+    solver, sep, steps = text.partition("@")
+    if not sep or not steps.isdigit():
+        raise ValueError(f"--match must look like SOLVER@STEPS (e.g. ddim@1000), got {text!r}")
+    return {"match_solver": solver, "match_steps": int(steps)}
+
+
+COMMAND = Command(
+    help="sample quality against steps: exact W2 for Gaussians, Frechet, sliced W2, MMD and "
+    "NLL with error bars for mixtures (the paper's FID table, where the truth is known)",
+    out="results/quality",
+    defaults={"problem": ["gaussian-lowrank", "gmm-2d"], "schedule": ["ddpm-linear-1000"]},
+    aliases={"solver": ("--solvers",)},
+    shortcuts=(
+        Shortcut(
+            "--match",
+            help="the reference sampler SOLVER@STEPS others must match (default ddim@1000)",
+            sets=_match,
+            metavar="SOLVER@STEPS",
+        ),
+    ),
+)
 
 KIND = StudyKind(
     name="quality",
@@ -542,5 +631,7 @@ KIND = StudyKind(
     summarize=summarize,
     plot=plot,
     description="sample quality against steps: exact W2, Frechet, sliced W2, MMD, NLL",
+    format_summary=format_summary,
+    command=COMMAND,
 )
 register(KIND)

@@ -20,49 +20,79 @@ The figures and the exponent table of every schedule's coefficients are written 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import torch
 
-from . import convergence, orders, problems, schedules, singularity, solvers
-from .grids import SPACINGS, timesteps
-from .study import Field, StudyKind, register
+from .. import convergence, problems, schedules, singularity, solvers
+from ..grids import timesteps
+from ..study import Command, Field, StudyKind, StudyResult, register
+from .common import (
+    in_unit,
+    non_negative,
+    one_thread,
+    order_summary_text,
+    positive,
+    read_summary,
+    sampler_names,
+    spacing_names,
+    start_time,
+    summarize_orders,
+    tolerance,
+)
 
 CELL_KEYS = ["problem", "schedule", "spacing", "t_min", "seed"]
+EXPONENTS = "singularity_exponents.csv"
 
 GRID = {
     "problem": Field(str, choices=problems.names, help="embedded problem"),
     "schedule": Field(str, choices=schedules.names, help="noise schedule"),
     "solver": Field(
-        str, default=["ddim", "s-pndm", "f-pndm", "fon"], choices=orders._sampler_names
+        str, default=["ddim", "s-pndm", "f-pndm", "fon"], choices=sampler_names, help="solvers"
     ),
-    "steps": Field(int, default=[25, 50, 100, 200, 400, 800], check=orders._positive),
-    "t_min": Field(float, default=[0.1, 0.01, 0.001, 1e-4, 1e-5], check=orders._in_unit),
+    "steps": Field(
+        int, default=[25, 50, 100, 200, 400, 800], check=positive, help="step-count ladder"
+    ),
+    "t_min": Field(
+        float,
+        default=[0.1, 0.01, 0.001, 1e-4, 1e-5],
+        check=in_unit,
+        help="end times of sampling",
+    ),
     "spacing": Field(
         str,
         default=["uniform", "quadratic", "lambda"],
-        choices=[s for s in SPACINGS if s != "pndm"],
+        choices=spacing_names(),
+        help="time grids: uniform, quadratic, lambda, karras",
     ),
-    "seed": Field(int, default=[0], check=orders._non_negative),
+    "seed": Field(int, default=[0], check=non_negative, help="seed of the start points"),
 }
 OPTIONS = {
-    "n_samples": Field(int, default=32, check=orders._positive, help="start points per cell"),
-    "t_max": Field(float, default=1.0, check=lambda v: None if 0 < v <= 1 else "in (0, 1]"),
-    "ref_tol": Field(float, default=1e-12, check=orders._tolerance),
+    "n_samples": Field(int, default=32, check=positive, help="start points per cell"),
+    "t_max": Field(float, default=1.0, check=start_time, help="start time"),
+    "ref_tol": Field(
+        float, default=1e-12, check=tolerance, help="tolerance of the adaptive reference"
+    ),
     "path_steps": Field(
         int,
         default=50,
-        check=orders._positive,
+        check=positive,
         help="steps of the grid whose per-step errors are recorded",
     ),
-    "lipschitz_samples": Field(int, default=16, check=orders._positive),
-    "lipschitz_times": Field(int, default=30, check=orders._positive),
+    "lipschitz_samples": Field(
+        int, default=16, check=positive, help="start points of the stiffness estimate"
+    ),
+    "lipschitz_times": Field(
+        int, default=30, check=positive, help="times of the stiffness estimate"
+    ),
 }
 
 
 def run_cell(config: dict[str, Any]) -> list[dict[str, Any]]:
-    with orders._one_thread():
+    """Global errors, per-step errors and stiffness of one (problem, schedule, grid, t_min)."""
+    with one_thread():
         sched = schedules.get(config["schedule"])
         prob = problems.get(config["problem"], sched)
         t_max = min(float(config["t_max"]), sched.t_hi)
@@ -95,33 +125,33 @@ def run_cell(config: dict[str, Any]) -> list[dict[str, Any]]:
 def summarize(df: pd.DataFrame) -> pd.DataFrame:
     """Order fits of the global part, one row per solver and cell."""
     glob = df[df["part"] == "global"]
-    return orders.summarize(glob) if len(glob) else pd.DataFrame()
+    return summarize_orders(glob) if len(glob) else pd.DataFrame()
 
 
-def plot(df: pd.DataFrame, summary: pd.DataFrame | None, folder) -> list:
-    from pathlib import Path
-
-    from .plots import plot_singularity
+def plot(df: pd.DataFrame, summary: pd.DataFrame | None, folder: Path) -> list[Path]:
+    """The exponent table of every schedule's coefficients and the figures."""
+    from ..plots.singularity import plot_singularity
 
     folder = Path(folder)
     table = pd.DataFrame(singularity.exponent_table())
-    path = folder / "singularity_exponents.csv"
+    path = folder / EXPONENTS
     table.to_csv(path, index=False)
-    return [path, *plot_singularity(df, summary, table, folder)]
+    curves = coefficient_curves(list(dict.fromkeys(table["schedule"])))
+    return [path, *plot_singularity(df, summary, table, curves, folder)]
 
 
-KIND = StudyKind(
-    name="singularity",
-    grid=GRID,
-    options=OPTIONS,
-    ladder_axes=("solver", "steps"),
-    run_cell=run_cell,
-    version="2",  # 2: the eps coefficient at t = 0 is its limit (finite for cosine-s0)
-    summarize=summarize,
-    plot=plot,
-    description="orders as t_min -> 0 per grid, per-step errors, stiffness, coefficient exponents",
-)
-register(KIND)
+def coefficient_curves(names: list[str]) -> dict[str, dict[str, torch.Tensor]]:
+    """Per schedule: t on [1e-8, ~1] (within the schedule's domain), |eps| and |x| coefficients
+    of dx/dt and |eps| coefficient of dx/dlambda there (what the coefficient figure draws)."""
+    t = torch.logspace(-8, -0.01, 400, dtype=torch.float64)
+    out = {}
+    for name in names:
+        sched = schedules.get(name)
+        tt = t[t <= sched.t_hi]
+        in_t = singularity.coefficient_curves(sched, tt, "t")
+        in_lambda = singularity.coefficient_curves(sched, tt, "lambda")
+        out[name] = {"t": tt, "eps": in_t["eps"], "x": in_t["x"], "eps_lambda": in_lambda["eps"]}
+    return out
 
 
 def exponent_summary(table: pd.DataFrame) -> str:
@@ -134,3 +164,40 @@ def exponent_summary(table: pd.DataFrame) -> str:
         vals = [r.get(v, math.nan) for v in ("t", "lambda", "sigma_tilde")]
         lines.append(f"{name:<18}  " + "  ".join(f"{v:+8.3f}" for v in vals))
     return "\n".join(lines)
+
+
+def format_summary(result: StudyResult) -> str | None:
+    """The order fits per cell, then the exponent of every schedule's eps coefficient."""
+    chunks = []
+    orders = order_summary_text(read_summary(result))
+    if orders is not None:
+        chunks.append(orders)
+    exponents = [Path(f) for f in result.figures if Path(f).name == EXPONENTS]
+    if exponents:
+        chunks.append("\nExponent of the eps coefficient near t = 0 (fitted on t in [1e-8, 1e-4]):")
+        chunks.append(exponent_summary(pd.read_csv(exponents[0])))
+    return "\n".join(chunks) if chunks else None
+
+
+COMMAND = Command(
+    help="what the t -> 0 end of a schedule does: coefficient exponents, orders as "
+    "t_min -> 0 per grid, per-step errors, stiffness",
+    out="results/singularity",
+    defaults={"problem": ["gaussian-lowrank"], "schedule": ["linear", "cosine-s0"]},
+    aliases={"solver": ("--solvers",)},
+)
+
+KIND = StudyKind(
+    name="singularity",
+    grid=GRID,
+    options=OPTIONS,
+    ladder_axes=("solver", "steps"),
+    run_cell=run_cell,
+    version="2",  # 2: the eps coefficient at t = 0 is its limit (finite for cosine-s0)
+    summarize=summarize,
+    plot=plot,
+    description="orders as t_min -> 0 per grid, per-step errors, stiffness, coefficient exponents",
+    format_summary=format_summary,
+    command=COMMAND,
+)
+register(KIND)

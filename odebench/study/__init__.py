@@ -11,6 +11,7 @@ already cached (in-process, on a process pool, or on Dask), and writes the resul
 """
 
 from .cache import CacheWarning, cache_key, canonical_json
+from .command import Command, Shortcut
 from .kinds import REQUIRED, Field, StudyError, StudyKind, declare, get, names, register
 from .runner import StudyResult, expand_cells, run_study
 from .spec import StudySpec, load_study, parse_study
@@ -18,7 +19,9 @@ from .spec import StudySpec, load_study, parse_study
 __all__ = [
     "REQUIRED",
     "CacheWarning",
+    "Command",
     "Field",
+    "Shortcut",
     "StudyError",
     "StudyKind",
     "StudyResult",

@@ -33,12 +33,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .command import Command
+
 if TYPE_CHECKING:  # pandas is only needed for the type hints; keep worker imports light.
     import pandas as pd
+
+    from .result import StudyResult
 
 __all__ = [
     "ENTRY_POINT_GROUP",
     "REQUIRED",
+    "Command",
     "Field",
     "StudyError",
     "StudyKind",
@@ -163,6 +168,11 @@ class StudyKind:
     ``summarize(df)`` (optional) turns the full table into a summary table, e.g. order fits;
     ``plot(df, summary, folder)`` (optional) writes figures into ``folder`` and returns their
     paths. Both run in the main process only, so they may be closures.
+
+    ``format_summary(result)`` (optional) is the text the command line prints after a run
+    (a :class:`~odebench.study.StudyResult`; None prints nothing). ``command`` says how the
+    kind appears as ``odebench NAME`` (:class:`~odebench.study.Command`; flags are generated
+    from the fields, so None gives a working command too).
     """
 
     name: str
@@ -174,6 +184,8 @@ class StudyKind:
     summarize: Callable[[pd.DataFrame], pd.DataFrame] | None = None
     plot: Callable[[pd.DataFrame, pd.DataFrame | None, Path], list[Path]] | None = None
     description: str = field(default="", compare=False)
+    format_summary: Callable[[StudyResult], str | None] | None = field(default=None, compare=False)
+    command: Command | None = field(default=None, compare=False)
 
     def validate(self) -> None:
         """Check that the kind itself is well formed; raise ValueError/TypeError if not.
@@ -215,6 +227,13 @@ class StudyKind:
             raise ValueError(f"kind {self.name!r}: ladder axes not in grid: {unknown}")
         if not callable(self.run_cell):
             raise TypeError(f"kind {self.name!r}: run_cell must be callable")
+        if self.format_summary is not None and not callable(self.format_summary):
+            raise TypeError(f"kind {self.name!r}: format_summary must be callable")
+        if self.command is not None and not isinstance(self.command, Command):
+            raise TypeError(f"kind {self.name!r}: command must be a Command")
+        for key in self.command.defaults if self.command is not None else ():
+            if key not in self.grid and key not in self.options:
+                raise ValueError(f"kind {self.name!r}: command default for unknown field {key!r}")
         qualname = getattr(self.run_cell, "__qualname__", "")
         if "<" in qualname or not getattr(self.run_cell, "__module__", None):
             raise ValueError(
@@ -227,12 +246,12 @@ _LOCK = threading.Lock()
 _KINDS: dict[str, StudyKind] = {}
 _DECLARED: dict[str, str] = {
     # Built-in kinds, imported on first use: "name": "module that calls register()".
-    "orders": "odebench.orders",
-    "norms": "odebench.norms",
-    "singularity": "odebench.singularity_study",
-    "modern": "odebench.modern",
-    "quality": "odebench.quality",
-    "audit": "odebench.audit.study",
+    "orders": "odebench.kinds.orders",
+    "norms": "odebench.kinds.norms",
+    "singularity": "odebench.kinds.singularity",
+    "modern": "odebench.kinds.modern",
+    "quality": "odebench.kinds.quality",
+    "audit": "odebench.kinds.audit",
 }
 
 

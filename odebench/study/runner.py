@@ -35,7 +35,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from concurrent.futures import CancelledError, ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +43,7 @@ from . import kinds
 from .cache import atomic_write_text, cache_key, canonical_json, load_rows, normalize_rows
 from .cache import store_rows as _store_rows
 from .kinds import StudyError, StudyKind
+from .result import StudyResult
 from .spec import StudySpec, load_study, parse_study
 
 if TYPE_CHECKING:
@@ -54,19 +55,6 @@ __all__ = ["DEFAULT_OUTPUT_ROOT", "StudyResult", "expand_cells", "run_study"]
 DEFAULT_OUTPUT_ROOT = Path("results")
 
 RunCell = Callable[[dict[str, Any]], list[dict[str, Any]]]
-
-
-@dataclass(frozen=True)
-class StudyResult:
-    """What a finished run produced and how much of it came from the cache."""
-
-    csv: Path
-    summary_csv: Path | None
-    figures: list[Path]
-    n_cells: int
-    n_cached: int
-    n_computed: int
-    dataframe: pd.DataFrame = field(repr=False)
 
 
 @dataclass
@@ -427,4 +415,5 @@ def run_study(
         n_cached=n_cached,
         n_computed=len(pending),
         dataframe=df,
+        kind=kind.name,
     )

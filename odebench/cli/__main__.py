@@ -1,0 +1,7 @@
+"""``python -m odebench.cli``: the same as the ``odebench`` command."""
+
+import sys
+
+from . import main
+
+sys.exit(main())

@@ -1,0 +1,68 @@
+"""``odebench list``: solvers, problems, schedules, time grids and shipped networks."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+
+def cmd_list() -> None:
+    """Print every solver, problem, schedule, time grid and shipped network."""
+    from .. import grids, problems, schedules, solvers
+    from ..kinds.common import nfe_rule
+
+    print("Solvers (order: theoretical global order; gradient: order of the gradient part):")
+    rows = []
+    for name in solvers.names():
+        s = solvers.get(name)
+        rows.append(
+            (
+                name,
+                str(s.order if s.order is not None else "-"),
+                str(s.gradient_order if s.gradient_order is not None else "-"),
+                nfe_rule(s),
+                s.warmup,
+                s.summary,
+            )
+        )
+    _print_rows(("name", "order", "gradient", "NFE", "warm-up", "method"), rows)
+    print("  aliases: " + ", ".join(f"{a} = {t}" for a, t in solvers.ALIASES.items()))
+    print("\nProblems (exact eps):")
+    _print_rows(("name", "description"), [(n, problems.describe(n)) for n in problems.names()])
+    print("\nSchedules:")
+    _print_rows(
+        ("name", "t range", "description"),
+        [
+            (n, f"[{s.t_lo:g}, {s.t_hi:g}]", s.description)
+            for n, s in ((n, schedules.get(n)) for n in schedules.names())
+        ],
+    )
+    print("\nTime grids (odebench.timesteps spacing=...):")
+    _print_rows(("spacing", "description"), list(grids.SPACINGS.items()))
+    print("\nShipped networks (odebench.models.load(name); studies: model = name or trained):")
+    _print_rows(("name", "problem", "schedule", "time input", "parameters"), _network_rows())
+
+
+def _network_rows() -> list[tuple[str, ...]]:
+    from ..models.loading import ASSETS, shipped
+
+    rows = []
+    for name in shipped():
+        card = json.loads((ASSETS / f"{name}.json").read_text())
+        params = card.get("parameters")
+        rows.append(
+            (
+                name,
+                card.get("problem", card["data"]),
+                card["schedule"],
+                card["time_input"],
+                f"{params:,}" if params else "-",
+            )
+        )
+    return rows
+
+
+def _print_rows(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    from .._text import fixed_width
+
+    print(fixed_width(header, rows, rule=False, indent="  "))

@@ -1,0 +1,53 @@
+"""What the study kinds share: field checks and choices, eps models, order fits, report text.
+
+Every kind imports these from here and never from another kind, so kinds stay independent
+of each other (an import-linter contract in pyproject.toml checks it).
+"""
+
+from ..._tensor import one_thread
+from .checks import (
+    device,
+    in_unit,
+    model_names,
+    non_negative,
+    positive,
+    sampler_names,
+    spacing_names,
+    start_time,
+    tolerance,
+)
+from .fits import (
+    ORDER_CELL_KEYS,
+    VERDICT_MARK,
+    format_order_table,
+    nfe_rule,
+    order_summary_text,
+    summarize_orders,
+)
+from .networks import card_problem, eps_model, trained_network
+from .report import cell_blocks, read_summary, read_table
+
+__all__ = [
+    "ORDER_CELL_KEYS",
+    "VERDICT_MARK",
+    "card_problem",
+    "cell_blocks",
+    "device",
+    "eps_model",
+    "format_order_table",
+    "in_unit",
+    "model_names",
+    "nfe_rule",
+    "non_negative",
+    "one_thread",
+    "order_summary_text",
+    "positive",
+    "read_summary",
+    "read_table",
+    "sampler_names",
+    "spacing_names",
+    "start_time",
+    "summarize_orders",
+    "tolerance",
+    "trained_network",
+]
