@@ -1,13 +1,12 @@
 """The shipped digits-unet: safe loading, its card, its time input, and that it makes digits.
 
-The quality check is the one ``studies/digits_samples.py`` reports (imported from it, so the
+The quality check is the one ``scripts/digits_samples.py`` reports (imported from it, so the
 test and the published numbers cannot drift): RMS per-pixel distance of samples to their
 nearest training digit, against real held-out digits, a Gaussian fit to the data and noise.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _helpers import load_script
 
 import odebench as ob
 from odebench.models import load, load_state_dict, shipped
@@ -24,16 +24,6 @@ from odebench.models.unet import DigitsUNet
 ROOT = Path(__file__).resolve().parent.parent
 NAME = "digits-unet"
 SCHEDULE = "ddpm-linear-1000"
-
-
-def _samples_script():
-    """studies/digits_samples.py as a module (studies/ is not a package)."""
-    spec = importlib.util.spec_from_file_location(
-        "digits_samples", ROOT / "studies" / "digits_samples.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +114,7 @@ def test_predicts_the_noise(model):
     Measured: MSE 0.40, 0.12, 0.008 at i = 20, 200, 600 (the untrained network, whose output
     layer starts at zero, has 1.0 everywhere).
     """
-    data = torch.as_tensor(_samples_script().digits_data(), dtype=torch.float64)
+    data = torch.as_tensor(load_script("digits_samples").digits_data(), dtype=torch.float64)
     x0 = data[:256].reshape(-1, 1, 8, 8)
     sched = ob.schedules.get(SCHEDULE)
     abar = sched.alphas_cumprod
@@ -143,7 +133,7 @@ def test_short_ddim_sample_looks_like_digits(model):
     0.249, Gaussian fit to the data 0.434, uniform noise 0.905; all pixels within [-1.5, 1.5];
     no copies. (Seeds 1-3: samples 0.27, 0.30, 0.24 against real digits 0.25, 0.23, 0.26.)
     """
-    script = _samples_script()
+    script = load_script("digits_samples")
     _, sol, _ = script.sample(model, "ddim", 20, 8, seed=0)
     x = sol.x.numpy().reshape(8, 64)
     assert sol.diverged is None and np.isfinite(x).all()

@@ -1,7 +1,7 @@
 """The shipped GMM eps-networks: loading, cards, accuracy on and off the manifold, solving.
 
 Thresholds are measured values of the shipped networks with margin (numbers in comments);
-retraining them (studies/train_gmm_networks.py) may need them re-measured.
+retraining them (scripts/train_gmm_networks.py) may need them re-measured.
 """
 
 import copy

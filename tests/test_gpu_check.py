@@ -1,19 +1,15 @@
-"""studies/gpu_check.py runs end to end on the CPU with --small (same code paths as on a GPU)."""
+"""scripts/gpu_check.py runs end to end on the CPU with --small (same code paths as on a GPU)."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
+from _helpers import load_script
 
 pytest.importorskip("diffusers")
-SCRIPT = Path(__file__).resolve().parents[1] / "studies" / "gpu_check.py"
 
 
 def test_gpu_check_small_on_cpu(tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location("gpu_check", SCRIPT)
-    gpu_check = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(gpu_check)
+    gpu_check = load_script("gpu_check")
     assert gpu_check.main(["--small", "--device", "cpu", "--out", str(tmp_path)]) == 0
     report = json.loads((tmp_path / "gpu_check.json").read_text())
     names = [r["solver"] for r in report["unet_timings"]]
@@ -32,8 +28,6 @@ def test_gpu_check_refuses_a_missing_gpu(tmp_path, capsys):
 
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")
-    spec = importlib.util.spec_from_file_location("gpu_check", SCRIPT)
-    gpu_check = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(gpu_check)
+    gpu_check = load_script("gpu_check")
     assert gpu_check.main(["--device", "cuda", "--out", str(tmp_path)]) == 2
     assert "no CUDA device" in capsys.readouterr().err

@@ -2,7 +2,7 @@
 
 The FID analogue for 8x8 digits: a Frechet distance between Gaussians fitted to the
 *features* of real and sampled images, where the features are the penultimate activations of
-a small classifier trained on the digits (``studies/train_digits_classifier.py``; the weights
+a small classifier trained on the digits (``scripts/train_digits_classifier.py``; the weights
 ship as ``odebench/assets/classifiers/digits-classifier.safetensors`` with their card
 ``digits-classifier.json``). Nothing is downloaded.
 

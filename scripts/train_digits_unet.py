@@ -1,7 +1,7 @@
 """Train the shipped eps-network ``digits-unet`` on scikit-learn's 8x8 handwritten digits.
 
-    python studies/train_digits_unet.py                          # into odebench/assets/networks
-    python studies/train_digits_unet.py --steps 300 --out /tmp/nets   # a quick trial
+    python scripts/train_digits_unet.py                          # into odebench/assets/networks
+    python scripts/train_digits_unet.py --steps 300 --out /tmp/nets   # a quick trial
 
 Why: odebench measures samplers on analytic problems whose eps is exact; this network is the
 small *trained* counterpart, an image model that trains in minutes on a CPU, so that solver
@@ -171,7 +171,7 @@ def write(net: DigitsUNet, record: dict, out: Path) -> Path:
         "description": (
             "DigitsUNet eps-network (two resolutions, 8x8 and 4x4) trained with the DDPM loss "
             "on sklearn's 8x8 digits under the ddpm-linear-1000 table "
-            "(studies/train_digits_unet.py); sample with studies/digits_samples.py"
+            "(scripts/train_digits_unet.py); sample with scripts/digits_samples.py"
         ),
         "architecture": {"class": "digits-unet", "kwargs": dict(KWARGS)},
         "weights": weights.name,

@@ -1,7 +1,7 @@
 """Eps error of the shipped GMM networks on and off the data manifold (PNDM's hypothesis).
 
-    python studies/network_error.py                       # both networks -> figures/networks
-    python studies/network_error.py --network gmm-2d-mlp --out /tmp/err
+    python scripts/network_error.py                       # both networks -> figures/networks
+    python scripts/network_error.py --network gmm-2d-mlp --out /tmp/err
 
 For each network, ``odebench.network_error.eps_error_profile`` compares the network's eps
 with the exact eps of its problem (the card's ``data`` and ``schedule``) at exact samples of

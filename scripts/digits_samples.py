@@ -1,8 +1,8 @@
 """Sample the shipped ``digits-unet`` with an odebench solver; draw the digits; score them.
 
-    python studies/digits_samples.py                              # 1000 DDIM steps, 64 digits
-    python studies/digits_samples.py --solver f-pndm --steps 50
-    python studies/digits_samples.py --solver ddim --steps 50
+    python scripts/digits_samples.py                              # 1000 DDIM steps, 64 digits
+    python scripts/digits_samples.py --solver f-pndm --steps 50
+    python scripts/digits_samples.py --solver ddim --steps 50
 
 Why: the network is trained to be sampled; this script shows (figure) and measures (JSON)
 what a sampler makes of it. Samples start from x_T ~ N(0, I) of shape (n, 1, 8, 8) in float64

@@ -1,7 +1,7 @@
 """GPU check: the network studies and solver timings on an accelerator.
 
-    python studies/gpu_check.py                        # on a GPU; finishes in under 5 minutes
-    python studies/gpu_check.py --small --device cpu   # the same code paths, tiny, on the CPU
+    python scripts/gpu_check.py                        # on a GPU; finishes in under 5 minutes
+    python scripts/gpu_check.py --small --device cpu   # the same code paths, tiny, on the CPU
 
 It runs, on ``--device``:
 
@@ -152,13 +152,13 @@ def run_studies(device: str, small: bool, out: Path) -> dict:
     GMM networks, with short ladders."""
     import pandas as pd
 
-    from odebench.orders import _card_problem
+    from odebench.kinds.common import card_problem
     from odebench.study import parse_study, run_study
 
     results = {}
     for net in shipped():
         card = ob.models.load(net).card
-        problem, schedule = _card_problem(card), card["schedule"]
+        problem, schedule = card_problem(card), card["schedule"]
         if small and not problem.startswith("gmm-"):
             continue
         image = problem == "digits-data"

@@ -1,7 +1,7 @@
 """Train the shipped eps-networks of the embedded GMM problems: gmm-2d-mlp and gmm-64d-mlp.
 
-    python studies/train_gmm_networks.py                 # both, into odebench/assets/networks
-    python studies/train_gmm_networks.py --only gmm-2d-mlp --steps 2000 --out /tmp/nets
+    python scripts/train_gmm_networks.py                 # both, into odebench/assets/networks
+    python scripts/train_gmm_networks.py --only gmm-2d-mlp --steps 2000 --out /tmp/nets
 
 Each network (``odebench.models.mlp.EpsMLP``) is trained on its problem under the linear VP
 schedule with the eps-prediction loss E |net(x_t, t) - n|^2, x_t = alpha x_0 + sigma n:
@@ -171,7 +171,7 @@ def write(name: str, spec: dict, net: EpsMLP, record: dict, out: Path) -> Path:
         "name": name,
         "description": (
             f"EpsMLP eps-network for the embedded problem {spec['problem']!r} "
-            f"under the {SCHEDULE} VP schedule (studies/train_gmm_networks.py)"
+            f"under the {SCHEDULE} VP schedule (scripts/train_gmm_networks.py)"
         ),
         "architecture": {"class": "eps-mlp", "kwargs": {**spec["kwargs"], "schedule": SCHEDULE}},
         "weights": weights.name,

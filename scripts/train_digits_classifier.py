@@ -1,7 +1,7 @@
 """Train the shipped ``digits-classifier``, the feature network of the digits Frechet distance.
 
-    python studies/train_digits_classifier.py              # into odebench/assets/classifiers
-    python studies/train_digits_classifier.py --epochs 5 --out /tmp/clf   # a quick trial
+    python scripts/train_digits_classifier.py              # into odebench/assets/classifiers
+    python scripts/train_digits_classifier.py --epochs 5 --out /tmp/clf   # a quick trial
 
 Why: a sample-quality study of samplers on the digits UNet needs an FID analogue for 8x8
 images: a Frechet distance between Gaussians fitted to classifier features of real and sampled
@@ -177,7 +177,7 @@ def write(net: DigitsClassifier, record: dict, out: Path) -> Path:
             "DigitsClassifier: small CNN (conv 1->16->32, max-pool, linear 512->64, ReLU, "
             "linear 64->10) on sklearn's 8x8 digits; features(x) = the 64 post-ReLU "
             "activations of the penultimate layer, the feature space of the digits Frechet "
-            "distance (studies/train_digits_classifier.py)"
+            "distance (scripts/train_digits_classifier.py)"
         ),
         "architecture": ARCHITECTURE,
         "kwargs": dict(KWARGS),
