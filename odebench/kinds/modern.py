@@ -32,54 +32,38 @@ from ..study import Command, Field, StudyKind, StudyResult, register
 from .common import (
     ORDER_CELL_KEYS,
     VERDICT_MARK,
-    device,
     eps_model,
-    in_unit,
-    model_names,
-    non_negative,
+    fields,
     one_thread,
     order_summary_text,
     positive,
     read_summary,
-    sampler_names,
-    spacing_names,
-    start_time,
     summarize_orders,
-    tolerance,
 )
 
 CELL_KEYS = list(ORDER_CELL_KEYS)
 
 GRID = {
-    "problem": Field(str, choices=problems.names, help="embedded problem"),
-    "model": Field(
-        str,
-        default=["exact"],
-        choices=model_names,
-        help="eps model: exact, trained (the shipped network of the problem) or a name",
-    ),
-    "schedule": Field(str, choices=schedules.names, help="noise schedule"),
-    "solver": Field(str, choices=sampler_names, help="solvers to measure"),
+    "problem": fields.PROBLEM,
+    "model": fields.MODEL,
+    "schedule": fields.SCHEDULE,
+    "solver": fields.solver(help="solvers to measure"),
     "budget": Field(
         int,
         default=[5, 10, 20, 50],
         check=positive,
         help="NFE budgets of the work-precision part",
     ),
-    "steps": Field(
-        int, default=[10, 20, 40, 80, 160, 320], check=positive, help="step-count ladder"
-    ),
-    "t_min": Field(float, default=[1e-3], check=in_unit, help="end time of sampling"),
-    "spacing": Field(str, default=["lambda"], choices=spacing_names(), help="time grid"),
-    "seed": Field(int, default=[0], check=non_negative, help="seed of the start points"),
+    "steps": fields.steps([10, 20, 40, 80, 160, 320]),
+    "t_min": fields.t_min([1e-3]),
+    "spacing": fields.spacing(["lambda"]),
+    "seed": fields.SEED,
 }
 OPTIONS = {
-    "n_samples": Field(int, default=64, check=positive, help="start points per cell"),
-    "t_max": Field(float, default=1.0, check=start_time, help="start time"),
-    "ref_tol": Field(
-        float, default=1e-12, check=tolerance, help="tolerance of the adaptive reference"
-    ),
-    "device": Field(str, default="cpu", check=device, help="where networks run"),
+    "n_samples": fields.n_samples(64),
+    "t_max": fields.T_MAX,
+    "ref_tol": fields.ref_tol(1e-12),
+    "device": fields.DEVICE,
 }
 
 

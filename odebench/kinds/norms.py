@@ -32,55 +32,26 @@ from ..grids import timesteps
 from ..metrics import norm_band, norm_statistics, subspace_distance
 from ..reference import reference, union_times
 from ..study import Command, Field, StudyKind, StudyResult, register
-from .common import (
-    cell_blocks,
-    device,
-    eps_model,
-    in_unit,
-    model_names,
-    non_negative,
-    one_thread,
-    positive,
-    read_summary,
-    sampler_names,
-    spacing_names,
-    start_time,
-)
+from .common import cell_blocks, eps_model, fields, one_thread, positive, read_summary
 
 CELL_KEYS = ["problem", "model", "schedule", "nfe", "t_min", "spacing", "seed"]
 DEFAULT_SOLVERS = list(solvers.PAPER_FAMILY)
 
 GRID = {
-    "problem": Field(str, choices=problems.names, help="embedded problem"),
-    "model": Field(
-        str,
-        default=["exact"],
-        choices=model_names,
-        help="eps model: exact, trained (the shipped network of the problem) or a name",
-    ),
-    "schedule": Field(str, choices=schedules.names, help="noise schedule"),
-    "solver": Field(str, default=DEFAULT_SOLVERS, choices=sampler_names, help="solvers"),
+    "problem": fields.PROBLEM,
+    "model": fields.MODEL,
+    "schedule": fields.SCHEDULE,
+    "solver": fields.solver(DEFAULT_SOLVERS),
     "nfe": Field(int, default=[50], check=positive, help="model evaluations per solver"),
-    "t_min": Field(float, default=[1e-3], check=in_unit, help="end time of sampling"),
-    "spacing": Field(
-        str,
-        default=["uniform"],
-        choices=spacing_names(),
-        help="time grid: uniform, quadratic, lambda, karras",
-    ),
-    "seed": Field(int, default=[0], check=non_negative, help="seed of the start points"),
+    "t_min": fields.t_min([1e-3]),
+    "spacing": fields.spacing(["uniform"]),
+    "seed": fields.SEED,
 }
 OPTIONS = {
-    "n_samples": Field(int, default=256, check=positive, help="start points per cell"),
-    "t_max": Field(float, default=1.0, check=start_time, help="start time"),
-    "ref_tol": Field(float, default=1e-10, help="tolerance of the adaptive reference"),
-    "device": Field(
-        str,
-        default="cpu",
-        check=device,
-        help="where networks run: cpu, cuda or cuda:N; analytic problems always run in "
-        "float64 on the CPU",
-    ),
+    "n_samples": fields.n_samples(256),
+    "t_max": fields.T_MAX,
+    "ref_tol": fields.ref_tol(1e-10, check=None),
+    "device": fields.DEVICE,
 }
 
 

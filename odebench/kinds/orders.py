@@ -20,20 +20,12 @@ from ..study import Command, Field, Shortcut, StudyKind, StudyResult, register
 from .common import (
     ORDER_CELL_KEYS,
     VERDICT_MARK,
-    device,
     eps_model,
-    in_unit,
-    model_names,
-    non_negative,
+    fields,
     one_thread,
     order_summary_text,
-    positive,
     read_summary,
-    sampler_names,
-    spacing_names,
-    start_time,
     summarize_orders,
-    tolerance,
 )
 
 CELL_KEYS = list(ORDER_CELL_KEYS)
@@ -41,49 +33,26 @@ DEFAULT_STEPS = [25, 50, 100, 200, 400, 800, 1600]
 DEFAULT_SOLVERS = ["ddim", "s-pndm", "f-pndm", "fon", "euler", "heun", "rk4"]
 
 GRID = {
-    "problem": Field(str, choices=problems.names, help="embedded problem"),
-    "model": Field(
-        str,
-        default=["exact"],
-        choices=model_names,
-        help="eps model: exact, trained (the shipped network of the problem) or a name",
-    ),
-    "schedule": Field(str, choices=schedules.names, help="noise schedule"),
-    "solver": Field(str, choices=sampler_names, help="solvers to measure"),
-    "steps": Field(int, default=DEFAULT_STEPS, check=positive, help="step-count ladder"),
-    "t_min": Field(float, default=[0.1], check=in_unit, help="end time of sampling"),
-    "spacing": Field(
-        str,
-        default=["uniform"],
-        choices=spacing_names(),
-        help="time grid: uniform, quadratic, lambda, karras",
-    ),
-    "seed": Field(int, default=[0], check=non_negative, help="seed of the start points"),
+    "problem": fields.PROBLEM,
+    "model": fields.MODEL,
+    "schedule": fields.SCHEDULE,
+    "solver": fields.solver(help="solvers to measure"),
+    "steps": fields.steps(DEFAULT_STEPS),
+    "t_min": fields.t_min([0.1]),
+    "spacing": fields.spacing(["uniform"]),
+    "seed": fields.SEED,
 }
 OPTIONS = {
-    "n_samples": Field(int, default=64, check=positive, help="start points per cell"),
+    "n_samples": fields.n_samples(64),
     "mode": Field(
         str,
         default="global",
         choices=["global", "local"],
         help="global (end-point) or local (one step) errors",
     ),
-    "t_max": Field(
-        float,
-        default=1.0,
-        check=start_time,
-        help="start time, capped at the schedule's end",
-    ),
-    "device": Field(
-        str,
-        default="cpu",
-        check=device,
-        help="where networks run: cpu, cuda or cuda:N; analytic problems always run in "
-        "float64 on the CPU",
-    ),
-    "ref_tol": Field(
-        float, default=1e-12, check=tolerance, help="tolerance of the adaptive reference"
-    ),
+    "t_max": fields.T_MAX,
+    "device": fields.DEVICE,
+    "ref_tol": fields.ref_tol(1e-12),
 }
 
 

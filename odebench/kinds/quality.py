@@ -53,19 +53,13 @@ from ..metrics.distribution import (
 from ..metrics.manifold import expected_nll
 from ..study import Command, Field, Shortcut, StudyKind, StudyResult, register
 from .common import (
-    device,
     eps_model,
-    in_unit,
-    model_names,
-    non_negative,
+    fields,
     one_thread,
     positive,
     read_summary,
     read_table,
     sampler_names,
-    spacing_names,
-    start_time,
-    tolerance,
 )
 
 CELL_KEYS = ["problem", "model", "schedule", "t_min", "spacing", "seed"]
@@ -147,24 +141,14 @@ def _is_gaussian(problem) -> bool:
 
 
 GRID = {
-    "problem": Field(str, choices=problems.names, help="embedded problem"),
-    "model": Field(
-        str,
-        default=["exact"],
-        choices=model_names,
-        help="eps model: exact, trained (the shipped network of the problem) or a name",
-    ),
-    "schedule": Field(str, choices=schedules.names, help="noise schedule"),
-    "solver": Field(str, default=DEFAULT_SOLVERS, choices=sampler_names, help="solvers"),
-    "steps": Field(int, default=DEFAULT_STEPS, check=positive, help="step counts"),
-    "t_min": Field(float, default=[0.0], check=in_unit, help="end time of sampling"),
-    "spacing": Field(
-        str,
-        default=["uniform"],
-        choices=spacing_names(),
-        help="time grid: uniform, quadratic, lambda, karras",
-    ),
-    "seed": Field(int, default=[0], check=non_negative, help="seed of the start points"),
+    "problem": fields.PROBLEM,
+    "model": fields.MODEL,
+    "schedule": fields.SCHEDULE,
+    "solver": fields.solver(DEFAULT_SOLVERS),
+    "steps": fields.steps(DEFAULT_STEPS, help="step counts"),
+    "t_min": fields.t_min([0.0]),
+    "spacing": fields.spacing(["uniform"]),
+    "seed": fields.SEED,
 }
 
 
@@ -181,8 +165,8 @@ def _at_least(low: int) -> Callable[[int], str | None]:
 
 
 OPTIONS = {
-    "n_samples": Field(int, default=2000, check=_at_least(16), help="samples per cell"),
-    "t_max": Field(float, default=1.0, check=start_time, help="start time"),
+    "n_samples": fields.n_samples(2000, check=_at_least(16), help="samples per cell"),
+    "t_max": fields.T_MAX,
     "prior": Field(
         str,
         default="marginal",
@@ -203,20 +187,12 @@ OPTIONS = {
     "n_boot": Field(int, default=32, check=_at_least(2), help="bootstrap resamples"),
     "n_floor": Field(int, default=16, check=_at_least(2), help="exact-sample draws of the floor"),
     "n_projections": Field(int, default=128, check=positive, help="directions of sliced W2"),
-    "ref_tol": Field(
-        float, default=1e-10, check=tolerance, help="tolerance of the adaptive reference"
-    ),
+    "ref_tol": fields.ref_tol(1e-10),
     "match_solver": Field(
         str, default="ddim", choices=sampler_names, help="the reference sampler others must match"
     ),
     "match_steps": Field(int, default=1000, check=positive, help="its step count"),
-    "device": Field(
-        str,
-        default="cpu",
-        check=device,
-        help="where networks run: cpu, cuda or cuda:N; analytic problems always run in "
-        "float64 on the CPU",
-    ),
+    "device": fields.DEVICE,
     "network_dtype": Field(
         str,
         default="float64",

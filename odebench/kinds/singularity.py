@@ -30,51 +30,33 @@ from .. import convergence, problems, schedules, singularity, solvers
 from ..grids import timesteps
 from ..study import Command, Field, StudyKind, StudyResult, register
 from .common import (
-    in_unit,
-    non_negative,
+    fields,
     one_thread,
     order_summary_text,
     positive,
     read_summary,
-    sampler_names,
-    spacing_names,
-    start_time,
     summarize_orders,
-    tolerance,
 )
 
 CELL_KEYS = ["problem", "schedule", "spacing", "t_min", "seed"]
 EXPONENTS = "singularity_exponents.csv"
 
 GRID = {
-    "problem": Field(str, choices=problems.names, help="embedded problem"),
-    "schedule": Field(str, choices=schedules.names, help="noise schedule"),
-    "solver": Field(
-        str, default=["ddim", "s-pndm", "f-pndm", "fon"], choices=sampler_names, help="solvers"
-    ),
-    "steps": Field(
-        int, default=[25, 50, 100, 200, 400, 800], check=positive, help="step-count ladder"
-    ),
-    "t_min": Field(
-        float,
-        default=[0.1, 0.01, 0.001, 1e-4, 1e-5],
-        check=in_unit,
-        help="end times of sampling",
-    ),
-    "spacing": Field(
-        str,
-        default=["uniform", "quadratic", "lambda"],
-        choices=spacing_names(),
+    "problem": fields.PROBLEM,
+    "schedule": fields.SCHEDULE,
+    "solver": fields.solver(["ddim", "s-pndm", "f-pndm", "fon"]),
+    "steps": fields.steps([25, 50, 100, 200, 400, 800]),
+    "t_min": fields.t_min([0.1, 0.01, 0.001, 1e-4, 1e-5], help="end times of sampling"),
+    "spacing": fields.spacing(
+        ["uniform", "quadratic", "lambda"],
         help="time grids: uniform, quadratic, lambda, karras",
     ),
-    "seed": Field(int, default=[0], check=non_negative, help="seed of the start points"),
+    "seed": fields.SEED,
 }
 OPTIONS = {
-    "n_samples": Field(int, default=32, check=positive, help="start points per cell"),
-    "t_max": Field(float, default=1.0, check=start_time, help="start time"),
-    "ref_tol": Field(
-        float, default=1e-12, check=tolerance, help="tolerance of the adaptive reference"
-    ),
+    "n_samples": fields.n_samples(32),
+    "t_max": fields.T_MAX,
+    "ref_tol": fields.ref_tol(1e-12),
     "path_steps": Field(
         int,
         default=50,

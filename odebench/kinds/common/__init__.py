@@ -5,6 +5,7 @@ of each other (an import-linter contract in pyproject.toml checks it).
 """
 
 from ..._tensor import one_thread
+from . import fields
 from .checks import (
     device,
     in_unit,
@@ -34,6 +35,7 @@ __all__ = [
     "cell_blocks",
     "device",
     "eps_model",
+    "fields",
     "format_order_table",
     "in_unit",
     "model_names",
