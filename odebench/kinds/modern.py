@@ -28,16 +28,15 @@ from .. import convergence, problems, schedules, solvers
 from ..grids import timesteps
 from ..metrics import rms_error
 from ..reference import reference, union_times
-from ..study import Command, Field, StudyKind, StudyResult, register
+from ..study import Command, Field, StudyKind, register
 from .common import (
     ORDER_CELL_KEYS,
     VERDICT_MARK,
     eps_model,
     fields,
+    format_order_summary,
     one_thread,
-    order_summary_text,
     positive,
-    read_summary,
     summarize_orders,
 )
 
@@ -179,11 +178,6 @@ def markdown_table(summary: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def format_summary(result: StudyResult) -> str | None:
-    """The order fits of the ladder part, one fixed-width table per cell."""
-    return order_summary_text(read_summary(result))
-
-
 COMMAND = Command(
     help="work-precision at NFE budgets and orders along a step ladder, every solver "
     "(defaults: gaussian-lowrank, linear schedule, ddim, f-pndm, dpm-solver++-2m, unipc-3)",
@@ -206,7 +200,7 @@ KIND = StudyKind(
     summarize=summarize,
     plot=plot,
     description="work-precision at NFE budgets and orders along a ladder, every solver",
-    format_summary=format_summary,
+    format_summary=format_order_summary,
     command=COMMAND,
 )
 register(KIND)

@@ -16,15 +16,14 @@ import pandas as pd
 import torch
 
 from .. import convergence, problems, schedules, solvers
-from ..study import Command, Field, Shortcut, StudyKind, StudyResult, register
+from ..study import Command, Field, Shortcut, StudyKind, register
 from .common import (
     ORDER_CELL_KEYS,
     VERDICT_MARK,
     eps_model,
     fields,
+    format_order_summary,
     one_thread,
-    order_summary_text,
-    read_summary,
     summarize_orders,
 )
 
@@ -125,11 +124,6 @@ def markdown_table(summary: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def format_summary(result: StudyResult) -> str | None:
-    """The order fits, one fixed-width table per cell, for the terminal."""
-    return order_summary_text(read_summary(result))
-
-
 COMMAND = Command(
     help="measure convergence orders (defaults: the PNDM family and classical methods on "
     "gmm-2d, linear schedule)",
@@ -156,7 +150,7 @@ KIND = StudyKind(
     summarize=summarize,
     plot=plot,
     description="measured vs declared convergence orders (global or local errors)",
-    format_summary=format_summary,
+    format_summary=format_order_summary,
     command=COMMAND,
 )
 register(KIND)

@@ -20,6 +20,7 @@ from .checks import (
 from .fits import (
     ORDER_CELL_KEYS,
     VERDICT_MARK,
+    format_order_summary,
     format_order_table,
     nfe_rule,
     order_summary_text,
@@ -36,6 +37,7 @@ __all__ = [
     "device",
     "eps_model",
     "fields",
+    "format_order_summary",
     "format_order_table",
     "in_unit",
     "model_names",

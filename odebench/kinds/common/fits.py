@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -14,7 +14,10 @@ import pandas as pd
 from ... import solvers
 from ..._text import fixed_width
 from ...metrics import fit_order, verdict
-from .report import cell_blocks
+from .report import cell_blocks, read_summary
+
+if TYPE_CHECKING:
+    from ...study import StudyResult
 
 #: The cell axes of an order ladder, in the order the summary's columns take them.
 ORDER_CELL_KEYS = ["problem", "model", "schedule", "t_min", "spacing", "seed"]
@@ -139,3 +142,8 @@ def order_summary_text(summary: pd.DataFrame | None) -> str | None:
         return None
     keys = [*ORDER_CELL_KEYS, "t0"]
     return cell_blocks(summary, keys, format_order_table)
+
+
+def format_order_summary(result: StudyResult) -> str | None:
+    """A kind's ``format_summary`` when its summary is order fits: one table per cell."""
+    return order_summary_text(read_summary(result))
