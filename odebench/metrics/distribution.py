@@ -11,7 +11,7 @@ Exact where the truth allows it, Monte Carlo with an error bar and a floor other
   sample and given moments, e.g. the exact moments of a mixture (:func:`mixture_moments`).
 - :func:`sliced_w2`: squared sliced 2-Wasserstein distance between two samples of equal size.
 - :func:`mmd2`: unbiased squared MMD with a Gaussian kernel between two samples.
-- ``nll``: mean of -log p under the true density (in :mod:`odebench.quality`).
+- ``nll``: mean of -log p under the true density (in :mod:`odebench.kinds.quality`).
 
 A Monte Carlo estimate is not zero for exact samples: it has a *floor*, its mean over exact
 samples of the same size, and a spread. :func:`mc_estimate` returns all of it as an
