@@ -164,7 +164,7 @@ def markdown_table(summary: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(df: pd.DataFrame, summary: pd.DataFrame | None, folder) -> list[Path]:
+def plot(df: pd.DataFrame, summary: pd.DataFrame | None, folder: Path) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")

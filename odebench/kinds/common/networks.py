@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
+if TYPE_CHECKING:
+    from ...models import NetworkModel
 
-def eps_model(name: str, prob, sched, device: str = "cpu", dtype: torch.dtype = torch.float64):
+
+def eps_model(
+    name: str, prob: Any, sched: Any, device: str = "cpu", dtype: torch.dtype = torch.float64
+) -> NetworkModel | None:
     """The eps model of a cell: None for the problem's exact eps, else a shipped network in
     ``dtype`` (float64 by default: a smooth right-hand side, so adaptive references can reach
     tight tolerances) on ``device``, refused unless it was trained on this problem and
