@@ -15,8 +15,8 @@ class Gaussian(GaussianMixture):
 
     The PF-ODE is linear here. With cov = U diag(l) U^T and y = U^T (x - alpha_t mean), each
     coordinate moves as y_i(t) = y_i(s) sqrt(c_i(t) / c_i(s)), c_i = abar l_i + 1 - abar
-    (docs/design/paper.md, "Closed forms"); a zero eigenvalue (data on a subspace) collapses y_i to 0 as
-    t -> 0.
+    (docs/design/paper.md, "Closed forms"); a zero eigenvalue (data on a subspace) collapses
+    y_i to 0 as t -> 0.
     """
 
     def __init__(self, mean, cov, schedule: Schedule | str = "linear", name: str = "gaussian"):

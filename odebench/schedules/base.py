@@ -33,8 +33,9 @@ class ScheduleScalars(NamedTuple):
 class Schedule(ABC):
     """A VP schedule on forward time t in [t_lo, t_hi] (t = 0 is data).
 
-    Notation (docs/design/conventions.md): abar = alpha_bar, alpha = sqrt(abar), sigma = sqrt(1 - abar),
-    lambda = log(alpha / sigma), sigma_tilde = sigma / alpha = exp(-lambda).
+    Notation (docs/design/conventions.md): abar = alpha_bar, alpha = sqrt(abar),
+    sigma = sqrt(1 - abar), lambda = log(alpha / sigma), sigma_tilde = sigma / alpha
+    = exp(-lambda).
     """
 
     name: str = "schedule"
