@@ -13,6 +13,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from _helpers import CallRecorder as Recorder
 
 import odebench as ob
 from odebench.metrics import fit_order
@@ -143,16 +144,6 @@ def test_exact_on_dirac_data_into_clean_data_and_karras(spacing):
 
 
 # -- NFE and stage times -----------------------------------------------------------------------
-class Recorder:
-    def __init__(self, eps):
-        self.eps, self.calls = eps, []
-
-    def __call__(self, x, t):
-        assert t.ndim == 0 and t.dtype == D
-        self.calls.append((float(t), x.clone()))
-        return self.eps(x, t)
-
-
 def lambda_fraction(sched, t: float, s: float, r: float) -> float:
     """t_lambda(lambda_t + r (lambda_s - lambda_t)), from the schedule's tensor functions."""
     lt, ls = sched.lambda_(t), sched.lambda_(s)

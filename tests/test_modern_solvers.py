@@ -20,6 +20,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from _helpers import CallRecorder as Recorder
 from scipy.integrate import quad_vec
 
 import odebench as ob
@@ -104,16 +105,6 @@ def test_reference_ipndm_v_coefficients_are_not_exact_for_constant_eps_on_karras
 
 
 # -- model calls: count, times, states ----------------------------------------------------------
-
-
-class Recorder:
-    def __init__(self, eps):
-        self.eps, self.calls = eps, []
-
-    def __call__(self, x, t):
-        assert t.ndim == 0 and t.dtype == D
-        self.calls.append((float(t), x.clone()))
-        return self.eps(x, t)
 
 
 def expected_times(name: str, ts: list[float]) -> list[float]:

@@ -8,6 +8,7 @@ Heun / PIE at t, t + h; multistep methods once per step at t_n after their warm-
 
 import pytest
 import torch
+from _helpers import CallRecorder as Recorder
 
 import odebench as ob
 from odebench.solvers import variants
@@ -112,16 +113,6 @@ NFE = {
 #: against the implementations themselves in tests/test_variants.py.
 VARIANTS = set(variants.FACTORIES)
 SOLVERS = [n for n in ob.solvers.names() if n != "pf" and n not in VARIANTS]
-
-
-class Recorder:
-    def __init__(self, eps):
-        self.eps, self.calls = eps, []
-
-    def __call__(self, x, t):
-        assert t.ndim == 0 and t.dtype == D
-        self.calls.append((float(t), x.clone()))
-        return self.eps(x, t)
 
 
 def test_every_solver_has_an_nfe_rule_here():

@@ -59,7 +59,10 @@ def summarize_orders(df: pd.DataFrame) -> pd.DataFrame:
     """One row per solver and cell: declared vs measured order, CI, R^2, verdict.
 
     ``df`` holds global errors (``steps``, ``h``, ``nfe``, ``error_rms``/``max``/``path``) or
-    local ones (``t0``, ``h``, ``error_rms``; the slope of a local error is order + 1).
+    local ones (``t0``, ``h``, ``error_rms``; the slope of a local error is order + 1). A local
+    fit is judged against the solver's interior order (the order of a step away from the start
+    and the end: ``Solver.interior_order``, e.g. 4 for unipc-3, whose global order its UniPC-1
+    start caps at 3); ``order`` keeps the declared global order.
     """
     keys = [k for k in ORDER_CELL_KEYS if k in df.columns]
     local = "t0" in df.columns and df["t0"].notna().any()
@@ -69,9 +72,12 @@ def summarize_orders(df: pd.DataFrame) -> pd.DataFrame:
     for (cell, name), group in _groups(df, keys):
         solver = solvers.get(name)
         declared = solver.order
+        if local and solver.local_order is not None:
+            declared = solver.local_order - 1
         row = dict(zip(keys, cell, strict=True))
         row.update(solver=name, declared=declared, nfe_rule=nfe_rule(solver))
         if local:
+            row["order"] = solver.order
             group = group.sort_values("h", ascending=False)
             row.update(_fit_row(group, "h", "error_rms", declared, offset=1.0))
             row["against"] = "h (local error slope - 1)"
