@@ -101,7 +101,32 @@ def plot(df: pd.DataFrame, summary: pd.DataFrame | None, folder: Path) -> list[P
         table = Path(folder) / "orders_table.md"
         table.write_text(markdown_table(summary))
         paths.append(table)
+    elif summary is not None and "t0" in summary.columns:
+        table = Path(folder) / "orders_local_table.md"
+        table.write_text(local_markdown_table(summary))
+        paths.append(table)
     return paths
+
+
+def local_markdown_table(summary: pd.DataFrame) -> str:
+    """Local fits: one row per solver, its global and interior orders, then the measured
+    order (local slope - 1) per schedule and t0, verdicts against the interior order marked."""
+    names = list(dict.fromkeys(summary["solver"]))
+    cols = [k for k in ("problem", "schedule", "t0") if k in summary.columns]
+    cells = list(dict.fromkeys(map(tuple, summary[cols].itertuples(index=False))))
+    head = ["solver", "order", "interior"] + [
+        " ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in c[1:]) for c in cells
+    ]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    indexed = summary.set_index([*cols, "solver"])
+    for n in names:
+        first = summary[summary["solver"] == n].iloc[0]
+        row = [n, str(first["order"]), str(first["declared"])]
+        for c in cells:
+            r = indexed.loc[(*c, n)]
+            row.append(f"{r['measured']:.2f}{VERDICT_MARK[r['verdict']]}")
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def markdown_table(summary: pd.DataFrame) -> str:
