@@ -11,21 +11,26 @@ def cmd_list() -> None:
     from .. import grids, problems, schedules, solvers
     from ..kinds.common import nfe_rule
 
-    print("Solvers (order: theoretical global order; gradient: order of the gradient part):")
+    print(
+        "Solvers (order: theoretical global order; interior: order of a step away from the "
+        "start and end;\n gradient: order of the gradient part; composition: gradient part x "
+        "transfer part):"
+    )
     rows = []
     for name in solvers.names():
         s = solvers.get(name)
+        local = s.local_order
         rows.append(
             (
                 name,
                 str(s.order if s.order is not None else "-"),
+                str(local - 1 if local is not None else "-"),
                 str(s.gradient_order if s.gradient_order is not None else "-"),
                 nfe_rule(s),
-                s.warmup,
-                s.summary,
+                s.composition,
             )
         )
-    _print_rows(("name", "order", "gradient", "NFE", "warm-up", "method"), rows)
+    _print_rows(("name", "order", "interior", "gradient", "NFE", "composition"), rows)
     print("  aliases: " + ", ".join(f"{a} = {t}" for a, t in solvers.ALIASES.items()))
     print("\nProblems (exact eps):")
     _print_rows(("name", "description"), [(n, problems.describe(n)) for n in problems.names()])
