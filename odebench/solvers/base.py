@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 import torch
 
@@ -60,16 +60,21 @@ class Solution:
 @dataclass(frozen=True)
 class Run:
     """What stays fixed over one solve: the model, the schedule, the grid (decreasing times)
-    and the solver's plan for that grid (stage times, step weights; None if it needs none)."""
+    and the solver's plan for that grid (stage times, step weights; None if it needs none).
+    ``nodes`` are the grid's times as 0-d tensors, made once."""
 
     model: EpsModel
     sched: Schedule
     ts: torch.Tensor
     plan: Any = None
+    nodes: tuple[torch.Tensor, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "nodes", tuple(self.ts.unbind(0)))
 
     @property
     def steps(self) -> int:
-        return len(self.ts) - 1
+        return len(self.nodes) - 1
 
 
 @dataclass(frozen=True)
@@ -81,10 +86,9 @@ class Node:
     value: torch.Tensor
 
 
-@dataclass(frozen=True)
-class State:
+class State(NamedTuple):
     """A solver's state at grid node ``n``: ``x`` at ``run.ts[n]`` and the kept evaluations
-    (oldest first)."""
+    (oldest first). Immutable: a step returns a new State (``advanced``)."""
 
     run: Run
     n: int
@@ -93,21 +97,21 @@ class State:
 
     @property
     def t(self) -> torch.Tensor:
-        return self.run.ts[self.n]
+        return self.run.nodes[self.n]
 
     @property
     def s(self) -> torch.Tensor:
         """The time the next step goes to."""
-        return self.run.ts[self.n + 1]
+        return self.run.nodes[self.n + 1]
 
     @property
     def is_last_step(self) -> bool:
-        return self.n == self.run.steps - 1
+        return self.n == len(self.run.nodes) - 2
 
     def advanced(self, x: torch.Tensor, history: Sequence[Node] | None = None) -> State:
         """The state one node on, at x, with ``history`` (default: unchanged)."""
         kept = self.history if history is None else tuple(history)
-        return replace(self, n=self.n + 1, x=x, history=kept)
+        return State(self.run, self.n + 1, x, kept)
 
 
 class Solver(ABC):

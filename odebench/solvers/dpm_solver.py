@@ -298,19 +298,23 @@ class MultistepDPMSolverPP(Solver):
             return "DPM-Solver-2"
         return f"{self.step_order(n, steps)}M"
 
-    def plan(self, sched: Schedule, ts: torch.Tensor) -> list[tuple[float, ...]]:
-        return self._starter.stage_times(sched, ts[:2]) if self._starter else []
+    def plan(self, sched: Schedule, ts: torch.Tensor) -> tuple[list, list]:
+        """The schedule's scalars at every node, and the starter's stage times for the first
+        step."""
+        scal = [sched.scalars(float(t)) for t in ts]
+        return scal, (self._starter.stage_times(sched, ts[:2]) if self._starter else [])
 
     def step(self, state: State) -> State:
         run, n, x = state.run, state.n, state.x
         sched, t, s = run.sched, state.t, state.s
         eps = run.model(x, t)
         history = (*state.history, Node(n, self.transfer.slope(sched, x, t, eps)))
-        if run.plan and n == 0:
-            x_new = self._starter.advance(run, x, eps, t, s, run.plan[0])
+        scal, starter = run.plan
+        if starter and n == 0:
+            x_new = self._starter.advance(run, x, eps, t, s, starter[0])
         else:
-            order = self.step_order(n, run.steps, sched.scalars(float(s)).sigma == 0.0)
-            lams = [sched.scalars(float(run.ts[node.node])).lam for node in history[-order:]]
+            order = self.step_order(n, run.steps, scal[n + 1].sigma == 0.0)
+            lams = [scal[node.node].lam for node in history[-order:]]
             values = [node.value for node in history[-order:]]
             x_new = self.update(x, lams, values, sched, t, s)
         return state.advanced(x_new, history[-(self.k - 1) :] if self.k > 1 else ())

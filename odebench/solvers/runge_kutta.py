@@ -88,14 +88,12 @@ class RungeKuttaSolver(Solver):
             return self.nfe(steps)
         return self.tableau.stages * (steps - 1) + self.into_clean.stages
 
-    def tableau_at(self, sched: Schedule, s: torch.Tensor) -> Tableau:
-        """The tableau of a step to time s."""
-        if self.into_clean is not None and sched.scalars(float(s)).sigma == 0.0:
-            return self.into_clean
-        return self.tableau
+    def plan(self, sched: Schedule, ts: torch.Tensor) -> bool:
+        """Whether the grid ends at sigma = 0 (only its last step can go there)."""
+        return self.into_clean is not None and sched.scalars(float(ts[-1])).sigma == 0.0
 
     def step(self, state: State) -> State:
         run = state.run
-        tableau = self.tableau_at(run.sched, state.s)
+        tableau = self.into_clean if run.plan and state.is_last_step else self.tableau
         x, _ = rk_step(tableau, self.transfer, run.model, run.sched, state.x, state.t, state.s)
         return state.advanced(x)
