@@ -1,0 +1,111 @@
+"""How many significant digits of a results table survive a rerun elsewhere?
+
+    python scripts/compare_tables.py REFERENCE.csv OTHER.csv [--by problem] [--label NAME]
+        [--out digits.csv] [--floor 1e-12]
+
+Compares two runs of the same study table cell by cell (same rows in the same order, same
+columns): for every numeric column and every group of ``--by`` (default: problem), the largest
+relative difference max |a - b| / max(|a|, |b|) and the significant digits that agree,
+floor(-log10(that)), 16 when the values are bit-identical. Values whose magnitude is below
+``--floor`` times the column's largest magnitude are round-off by construction (e.g. an NLL
+excess of 1e-16 for an exact solver) and are left out. Text columns must match exactly.
+
+Appends its rows (label, group, column, max_rel_diff, digits, cells, differing) to ``--out``
+(written atomically) and prints the digits per group and column.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+def compare(a: pd.DataFrame, b: pd.DataFrame, by: str | None, floor: float) -> pd.DataFrame:
+    """One row per (group, numeric column): max relative difference and agreeing digits."""
+    if list(a.columns) != list(b.columns) or len(a) != len(b):
+        raise ValueError(
+            f"the tables differ in shape or columns: {a.shape} vs {b.shape}, "
+            f"{sorted(set(a.columns) ^ set(b.columns))}"
+        )
+    rows = []
+    groups = a[by].astype(str).to_numpy() if by else np.array(["all"] * len(a))
+    for col in a.columns:
+        if col == by:
+            continue
+        x, y = a[col], b[col]
+        if x.dtype.kind not in "fi" or y.dtype.kind not in "fi":
+            if not (x.fillna("").astype(str) == y.fillna("").astype(str)).all():
+                raise ValueError(f"text column {col!r} differs")
+            continue
+        xv, yv = x.to_numpy(float), y.to_numpy(float)
+        same = (xv == yv) | (np.isnan(xv) & np.isnan(yv))
+        scale = np.nanmax(np.abs(np.where(np.isfinite(xv), xv, np.nan)), initial=0.0)
+        tiny = np.maximum(np.abs(xv), np.abs(yv)) < floor * scale
+        with np.errstate(all="ignore"):
+            rel = np.abs(xv - yv) / np.maximum(np.abs(xv), np.abs(yv))
+        rel = np.where(same | tiny, 0.0, rel)
+        for g in dict.fromkeys(groups):
+            m = groups == g
+            worst = float(np.nanmax(rel[m])) if m.any() else math.nan
+            digits = 16 if worst == 0 else max(0, math.floor(-math.log10(worst)))
+            rows.append(
+                {
+                    "group": g,
+                    "column": col,
+                    "max_rel_diff": worst,
+                    "digits": digits,
+                    "cells": int(m.sum()),
+                    "differing": int((~same[m] & ~tiny[m]).sum()),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def _write_atomically(df: pd.DataFrame, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(fd)
+    try:
+        df.to_csv(tmp, index=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("reference", type=Path)
+    parser.add_argument("other", type=Path)
+    parser.add_argument("--by", default="problem", help="group column ('' for none)")
+    parser.add_argument("--label", default="", help="a name for this comparison")
+    parser.add_argument("--out", type=Path, help="CSV to append the rows to")
+    parser.add_argument("--floor", type=float, default=1e-12)
+    args = parser.parse_args(argv)
+    try:
+        a, b = pd.read_csv(args.reference), pd.read_csv(args.other)
+        by = args.by or None
+        if by is not None and by not in a.columns:
+            raise ValueError(f"no column {by!r} to group by")
+        rows = compare(a, b, by, args.floor)
+    except (OSError, ValueError, pd.errors.ParserError) as err:
+        print(f"compare_tables: {err}", file=sys.stderr)
+        return 2
+    rows.insert(0, "label", args.label or args.reference.stem)
+    table = rows.pivot(index="column", columns="group", values="digits")
+    print(table.to_string())
+    if args.out is not None:
+        old = pd.read_csv(args.out) if args.out.is_file() else None
+        _write_atomically(pd.concat([old, rows]) if old is not None else rows, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""scripts/compare_tables.py: agreeing significant digits of two runs of a results table."""
+
+import pandas as pd
+import pytest
+from _helpers import load_script
+
+compare_tables = load_script("compare_tables")
+
+
+def _table() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "problem": ["a", "a", "b"],
+            "solver": ["ddim", "fon", "ddim"],
+            "error": [1.0e-3, 2.0e-5, 0.5],
+            "nll_excess": [1e-16, 0.2, 0.3],
+        }
+    )
+
+
+def test_identical_tables_agree_in_every_digit():
+    rows = compare_tables.compare(_table(), _table(), "problem", 1e-12)
+    assert (rows["digits"] == 16).all() and (rows["differing"] == 0).all()
+
+
+def test_a_relative_change_of_3e_6_leaves_5_digits_and_round_off_values_are_left_out():
+    other = _table()
+    other.loc[1, "error"] *= 1 + 3e-6  # group a
+    other.loc[0, "nll_excess"] = -2e-16  # round-off level: below 1e-12 x the column's scale
+    rows = compare_tables.compare(_table(), other, "problem", 1e-12).set_index(["group", "column"])
+    assert rows.loc[("a", "error"), "digits"] == 5
+    assert rows.loc[("a", "error"), "max_rel_diff"] == pytest.approx(3e-6, rel=1e-3)
+    assert rows.loc[("b", "error"), "digits"] == 16
+    assert rows.loc[("a", "nll_excess"), "digits"] == 16
+    rows = compare_tables.compare(_table(), other, "problem", 0.0).set_index(["group", "column"])
+    assert rows.loc[("a", "nll_excess"), "digits"] == 0
+
+
+def test_tables_that_do_not_match_are_refused(tmp_path, capsys):
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    _table().to_csv(a, index=False)
+    _table().iloc[:2].to_csv(b, index=False)
+    assert compare_tables.main([str(a), str(b)]) == 2
+    assert "shape" in capsys.readouterr().err
+    other = _table()
+    other.loc[0, "solver"] = "pie"
+    other.to_csv(b, index=False)
+    assert compare_tables.main([str(a), str(b)]) == 2
+    assert "text column 'solver' differs" in capsys.readouterr().err
+    out = tmp_path / "digits.csv"
+    _table().to_csv(b, index=False)
+    assert compare_tables.main([str(a), str(b), "--out", str(out), "--label", "x"]) == 0
+    assert compare_tables.main([str(a), str(b), "--out", str(out), "--label", "y"]) == 0
+    assert list(pd.read_csv(out)["label"].unique()) == ["x", "y"]
