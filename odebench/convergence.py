@@ -10,6 +10,7 @@ reference was accurate enough to judge it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -63,17 +64,32 @@ def global_errors(
 
 
 def local_plan(
-    t_max: float, t_min: float, n_h: int = 6, t0s: Sequence[float] = LOCAL_T0
+    t_max: float,
+    t_min: float,
+    n_h: int = 6,
+    t0s: Sequence[float] = LOCAL_T0,
+    T: int | None = None,
 ) -> dict[float, list[float]]:
     """For each t0 in (t_min, t_max): step sizes H, H/2, ... with room for a 3-step history
     above t0 (t0 + 3H <= t_max) and the step below it (t0 - H >= t_min). (No solver here
-    keeps more than 3 earlier evaluations.)"""
+    keeps more than 3 earlier evaluations.)
+
+    ``T``: the size of a discrete table; t0 and every h are then whole table steps (t0 on
+    (i + 1) / T, h a multiple of 1 / T, halving in whole steps while they stay distinct), so
+    that solvers defined only on a table's integer grid (the faithful PNDM variants) can take
+    them."""
     plan = {}
     for t0 in t0s:
+        if T is not None:
+            t0 = round(t0 * T) / T
         if not t_min < t0 < t_max:
             continue
         big = min(0.5 * t0, (t_max - t0) / 3.0, t0 - t_min, 0.1)
-        plan[t0] = [big / 2**j for j in range(n_h)]
+        if T is None:
+            plan[t0] = [big / 2**j for j in range(n_h)]
+            continue
+        steps = list(dict.fromkeys(max(1, math.floor(big * T) >> j) for j in range(n_h)))
+        plan[t0] = [k / T for k in steps]
     return plan
 
 
@@ -91,14 +107,18 @@ def local_times(plan: dict[float, list[float]], t_max: float) -> torch.Tensor:
 LADDER_TAIL = 16
 
 
-def ladder(solver: Solver, t0: float, h: float) -> tuple[torch.Tensor, int]:
+def ladder(
+    solver: Solver, t0: float, h: float, T: int | None = None
+) -> tuple[torch.Tensor, int]:
     """The grid for one step of size h from t0: the solver's history nodes above t0 at
-    spacing h, t0, t0 - h, then ``LADDER_TAIL`` nodes spread evenly over (0, t0 - h); and the
-    index of t0 in it."""
+    spacing h, t0, t0 - h, then up to ``LADDER_TAIL`` nodes spread evenly over (0, t0 - h)
+    (on a T-step table: its distinct integer steps there); and the index of t0 in it."""
     above = solver.history_depth
     top = [t0 + j * h for j in range(above, 0, -1)]
     low = t0 - h
     tail = [low * (1.0 - j / (LADDER_TAIL + 1)) for j in range(1, LADDER_TAIL + 1)]
+    if T is not None:
+        tail = [v for v in dict.fromkeys(round(v * T) / T for v in tail) if 0 < v < low]
     return torch.tensor([*top, t0, low, *tail], dtype=DTYPE), above
 
 
@@ -111,7 +131,7 @@ def one_step_from_exact(
     (``local_times``)."""
     if solver.adaptive:
         raise ValueError(f"local errors are not defined for the adaptive solver {solver.name!r}")
-    ts, n = ladder(solver, t0, h)
+    ts, n = ladder(solver, t0, h, getattr(schedule, "T", None))
     states = {j: ref.at(ts[j]) for j in range(n + 1)}
     return solver.step(solver.exact_state(eps, schedule, ts, n, states)).x
 

@@ -178,3 +178,17 @@ def test_adams_bashforth_weights_come_from_their_integrals():
         np.testing.assert_allclose(ab_variable_weights(nodes, 0.0, 1.0), w, rtol=1e-12)
     with pytest.raises(ValueError):
         ab_weights_exact(0)
+
+
+def test_local_plan_on_a_table_takes_whole_table_steps():
+    plan = convergence.local_plan(1.0, 0.001, T=1000)
+    for t0, hs in plan.items():
+        assert abs(t0 * 1000 - round(t0 * 1000)) < 1e-9
+        assert all(abs(h * 1000 - round(h * 1000)) < 1e-9 and h >= 1e-3 for h in hs)
+        assert hs == sorted(set(hs), reverse=True)
+    solver = solvers.get("pndm-diffusers")
+    ts, n = convergence.ladder(solver, 0.4, 0.008, T=1000)
+    idx = ts * 1000
+    assert float((idx - idx.round()).abs().max()) < 1e-9
+    assert bool((ts[1:] < ts[:-1]).all()) and float(ts[-1]) > 0
+    assert n == solver.history_depth == 3 and float(ts[n]) == 0.4

@@ -71,7 +71,7 @@ def run_cell(config: dict[str, Any]) -> list[dict[str, Any]]:
         eps = prob.eps if net is None else net
         rows: list[dict[str, Any]] = []
         if config["mode"] == "local":
-            plan = convergence.local_plan(t_max, t_min)
+            plan = convergence.local_plan(t_max, t_min, T=getattr(sched, "T", None))
             if not plan:
                 raise ValueError(f"no local-error time t0 lies in ({t_min:g}, {t_max:g})")
             ref = convergence.local_reference(prob, sched, x_T, plan, t_max, tol, model=net)
