@@ -8,7 +8,9 @@ columns): for every numeric column and every group of ``--by`` (default: problem
 relative difference max |a - b| / max(|a|, |b|) and the significant digits that agree,
 floor(-log10(that)), 16 when the values are bit-identical. Values whose magnitude is below
 ``--floor`` times the column's largest magnitude are round-off by construction (e.g. an NLL
-excess of 1e-16 for an exact solver) and are left out. Text columns must match exactly.
+excess of 1e-16 for an exact solver) and are left out. A text column of ';'-separated numbers
+(e.g. the local slopes of an order fit) is compared number by number; any other text column
+gets 16 digits if every cell matches and 0 otherwise (e.g. a fit that left out other points).
 
 Appends its rows (label, group, column, max_rel_diff, digits, cells, differing) to ``--out``
 (written atomically) and prints the digits per group and column.
@@ -41,31 +43,75 @@ def compare(a: pd.DataFrame, b: pd.DataFrame, by: str | None, floor: float) -> p
             continue
         x, y = a[col], b[col]
         if x.dtype.kind not in "fi" or y.dtype.kind not in "fi":
-            if not (x.fillna("").astype(str) == y.fillna("").astype(str)).all():
-                raise ValueError(f"text column {col!r} differs")
+            lists = _number_lists(x, y)
+            if lists is None:
+                match = (x.fillna("").astype(str) == y.fillna("").astype(str)).to_numpy()
+                for g in dict.fromkeys(groups):
+                    m = groups == g
+                    rows.append(_text_row(g, col, match[m]))
+                continue
+            xv, yv, groups_of = lists
+            rows.extend(_numeric_rows(col, xv, yv, groups[groups_of], floor))
             continue
-        xv, yv = x.to_numpy(float), y.to_numpy(float)
-        same = (xv == yv) | (np.isnan(xv) & np.isnan(yv))
-        scale = np.nanmax(np.abs(np.where(np.isfinite(xv), xv, np.nan)), initial=0.0)
-        tiny = np.maximum(np.abs(xv), np.abs(yv)) < floor * scale
-        with np.errstate(all="ignore"):
-            rel = np.abs(xv - yv) / np.maximum(np.abs(xv), np.abs(yv))
-        rel = np.where(same | tiny, 0.0, rel)
-        for g in dict.fromkeys(groups):
-            m = groups == g
-            worst = float(np.nanmax(rel[m])) if m.any() else math.nan
-            digits = 16 if worst == 0 else max(0, math.floor(-math.log10(worst)))
-            rows.append(
-                {
-                    "group": g,
-                    "column": col,
-                    "max_rel_diff": worst,
-                    "digits": digits,
-                    "cells": int(m.sum()),
-                    "differing": int((~same[m] & ~tiny[m]).sum()),
-                }
-            )
+        rows.extend(_numeric_rows(col, x.to_numpy(float), y.to_numpy(float), groups, floor))
     return pd.DataFrame(rows)
+
+
+def _text_row(group: str, col: str, match: np.ndarray) -> dict:
+    return {
+        "group": group,
+        "column": col,
+        "max_rel_diff": math.nan,
+        "digits": 16 if match.all() else 0,
+        "cells": len(match),
+        "differing": int((~match).sum()),
+    }
+
+
+def _number_lists(x: pd.Series, y: pd.Series):
+    """Cells of ';'-separated numbers, flattened (values, values, row of each), or None."""
+    xs, ys, rows = [], [], []
+    try:
+        for i, (p, q) in enumerate(zip(x.fillna(""), y.fillna(""), strict=True)):
+            a = [float(v) for v in str(p).split(";") if v != ""]
+            b = [float(v) for v in str(q).split(";") if v != ""]
+            if len(a) != len(b):
+                return None
+            xs += a
+            ys += b
+            rows += [i] * len(a)
+    except ValueError:
+        return None
+    return np.asarray(xs), np.asarray(ys), np.asarray(rows, dtype=int)
+
+
+def _numeric_rows(
+    col: str, xv: np.ndarray, yv: np.ndarray, groups: np.ndarray, floor: float
+) -> list[dict]:
+    """Per group: the largest relative difference of the values and the digits that agree."""
+    same = (xv == yv) | (np.isnan(xv) & np.isnan(yv))
+    finite = np.where(np.isfinite(xv), np.abs(xv), np.nan)
+    scale = np.nanmax(finite, initial=0.0) if finite.size else 0.0
+    tiny = np.maximum(np.abs(xv), np.abs(yv)) < floor * scale
+    with np.errstate(all="ignore"):
+        rel = np.abs(xv - yv) / np.maximum(np.abs(xv), np.abs(yv))
+    rel = np.where(same | tiny, 0.0, rel)
+    rows = []
+    for g in dict.fromkeys(groups):
+        m = groups == g
+        worst = float(np.nanmax(rel[m])) if m.any() else math.nan
+        digits = 16 if worst == 0 else max(0, math.floor(-math.log10(worst)))
+        rows.append(
+            {
+                "group": g,
+                "column": col,
+                "max_rel_diff": worst,
+                "digits": digits,
+                "cells": int(m.sum()),
+                "differing": int((~same[m] & ~tiny[m]).sum()),
+            }
+        )
+    return rows
 
 
 def _write_atomically(df: pd.DataFrame, path: Path) -> None:
