@@ -15,7 +15,7 @@ import odebench as ob
 from odebench import convergence
 from odebench.metrics import fit_order
 from odebench.problems import QuadratureField
-from odebench.solvers import pndm, variants
+from odebench.solvers import pndm, registry, variants
 
 D = torch.float64
 # faithful variants run on integer grids of discrete tables only (tests/test_variants.py)
@@ -64,7 +64,7 @@ def test_s_pndm_is_second_order_on_gmm2d(gmm2d_errors):
 # The PNDM paper's pseudo family (odebench.solvers.pndm). Exponential integrators also use
 # the DDIM transfer but place their stages in lambda; their orders are in test_dpm_solver.py
 # and test_modern_solvers.py.
-PSEUDO = [n for n, f in ob.solvers._FACTORIES.items() if f.__module__ == pndm.__name__]
+PSEUDO = [n for n, f in registry._FACTORIES.items() if f.__module__ == pndm.__name__]
 CLASSICAL = [n for n in SAMPLERS if ob.solvers.get(n).transfer.name == "linear"]
 
 

@@ -10,6 +10,7 @@ from ..grids import check_grid
 from ..schedules import Schedule
 from ..schedules import get as get_schedule
 from .base import Divergence, EpsModel, Solution, Solver
+from .registry import get as get_solver
 
 
 class CountingModel:
@@ -45,8 +46,6 @@ def solve(
     returns eps for a batch x at a 0-d time t. A step that produces a non-finite state ends the
     run: the Solution records where (``diverged``) and carries NaN from there on.
     """
-    from . import get as get_solver
-
     solver = get_solver(solver, **options) if isinstance(solver, str) else solver
     if options and not isinstance(solver, Solver):
         raise ValueError("solver options need a solver name")

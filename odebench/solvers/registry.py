@@ -1,0 +1,79 @@
+"""The registry of solvers by name: the shipped methods, aliases, and ``register``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from . import classical, deis, dpm_solver, edm, pndm, unipc, variants
+from .base import Solver
+from .pf import AdaptiveReference
+
+_FACTORIES: dict[str, Callable[..., Solver]] = {
+    "ddim": pndm.ddim,
+    "pie": pndm.pie,
+    "prk": pndm.prk,
+    "s-pndm": pndm.s_pndm,
+    "f-pndm": pndm.f_pndm,
+    "euler": classical.euler,
+    "heun": classical.heun,
+    "rk4": classical.rk4,
+    "ab2": classical.ab2,
+    "ab3": classical.ab3,
+    "fon": classical.fon,
+    "pf": AdaptiveReference,
+    **dpm_solver.FACTORIES,
+    **unipc.FACTORIES,
+    **deis.FACTORIES,
+    **edm.FACTORIES,
+    **variants.FACTORIES,
+}
+
+#: Other names for the same method.
+ALIASES = {"plms": "f-pndm", "ab4": "fon", "pndm-ramp": "ipndm"}
+
+#: The paper's family, in the order studies show it.
+PAPER_FAMILY = ("ddim", "s-pndm", "f-pndm", "fon")
+
+
+def register(name: str, factory: Callable[..., Solver], *, replace: bool = False) -> None:
+    """Make ``factory(**options) -> Solver`` available as ``get(name)``, ``solve(name, ...)``
+    and in the studies' solver lists. An existing name needs ``replace=True``."""
+    if not isinstance(name, str) or not name or name != name.strip():
+        raise ValueError(f"a solver name must be a non-empty string without spaces, got {name!r}")
+    if not callable(factory):
+        raise ValueError(f"the factory for {name!r} must be callable")
+    if (name in _FACTORIES or name in ALIASES) and not replace:
+        raise ValueError(f"solver {name!r} exists; pass replace=True to replace it")
+    _FACTORIES[name] = factory
+
+
+def unregister(name: str) -> None:
+    """Remove a solver added with ``register``."""
+    if name not in _FACTORIES:
+        raise ValueError(f"unknown solver {name!r}")
+    del _FACTORIES[name]
+
+
+def names(include_aliases: bool = False) -> list[str]:
+    out = list(_FACTORIES)
+    return out + list(ALIASES) if include_aliases else out
+
+
+def get(name: str | Solver, **options) -> Solver:
+    """A solver by name (or alias); ``options`` go to its constructor (e.g. ``rtol`` for pf,
+    ``weights="variable"`` for the multistep methods)."""
+    if isinstance(name, Solver):
+        if options:
+            raise ValueError("solver options need a solver name, not a Solver object")
+        return name
+    key = ALIASES.get(name, name)
+    try:
+        factory = _FACTORIES[key]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"unknown solver {name!r} (choose from {', '.join(names(include_aliases=True))})"
+        ) from None
+    try:
+        return factory(**options)
+    except TypeError as err:
+        raise ValueError(f"solver {key!r}: bad options {sorted(options)} ({err})") from None
