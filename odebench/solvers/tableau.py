@@ -1,10 +1,11 @@
 """Gradient parts as data: explicit Runge-Kutta tableaus and Adams-Bashforth weights.
 
 A tableau is written in *normalised* form, the form in which the pseudo methods are defined:
-stage i is the transfer of x_n, with the combination sum_j a[i][j] g_j (each row sums to 1),
-to the stage time t_n + c_i h. With the linear transfer this is the classical Butcher tableau
-A_ij = c_i a[i][j]; with the DDIM transfer it is the pseudo method of Liu et al. (2022), e.g.
-the PRK stages x_2 = phi(x_n, e_1, t, t - delta/2), x_3 = phi(x_n, e_2, ...), all from x_n.
+stage i is the transfer of x_n, with the combination sum_j ``a[i][j]`` g_j (each row sums
+to 1), to the stage time t_n + c_i h. With the linear transfer this is the classical Butcher
+tableau A_ij = c_i ``a[i][j]``; with the DDIM transfer it is the pseudo method of Liu et al.
+(2022), e.g. the PRK stages x_2 = phi(x_n, e_1, t, t - delta/2), x_3 = phi(x_n, e_2, ...),
+all from x_n.
 
 A tableau checks itself on construction: shapes, row sums, and the classical order conditions
 up to the order it declares (and that it does not satisfy the next order's, so a declared order
@@ -72,7 +73,7 @@ class Tableau:
         return len(self.c)
 
     def butcher_a(self) -> np.ndarray:
-        """The classical Butcher matrix A_ij = c_i a[i][j]."""
+        """The classical Butcher matrix A_ij = c_i ``a[i][j]``."""
         A = np.zeros((self.stages, self.stages))
         for i, row in enumerate(self.a):
             A[i, : len(row)] = np.asarray(row) * self.c[i]

@@ -17,8 +17,8 @@ DPM-Solver++) or eps itself (``prediction="noise"``). With hh = -h (data) or +h 
 
 with c_s = alpha_s (data) or sigma_s (noise), B(h) = hh ("bh1") or e^{hh} - 1 ("bh2"), and the
 coefficients solving R a = b (predictor: the leading (p-1) x (p-1) block; corrector: p x p
-with r_p = 1), R[i][k] = r_k^i, b_i = hh phi_{i+2}(hh) (i + 1)! / B(h), i = 0 .. p-1, phi_k
-the exponential-integrator functions phi_k(z) = sum_j z^j / (j + k)!. As in the reference,
+with r_p = 1), ``R[i][k]`` = r_k^i, b_i = hh phi_{i+2}(hh) (i + 1)! / B(h), i = 0 .. p-1,
+phi_k the exponential-integrator functions phi_k(z) = sum_j z^j / (j + k)!. As in the reference,
 a = (1/2) for p = 2 and c = (1/2) for p = 1 ("simplified" choices that keep the order).
 
 In odebench's decomposition a step is a gradient part and a transfer part: UniP and UniC
