@@ -2,6 +2,7 @@
 
     python scripts/compare_tables.py REFERENCE.csv OTHER.csv [--by problem] [--label NAME]
         [--out digits.csv] [--floor 1e-12]
+    python scripts/compare_tables.py --summarize digits.csv [--exclude COL,...]
 
 Compares two runs of the same study table cell by cell (same rows in the same order, same
 columns): for every numeric column and every group of ``--by`` (default: problem), the largest
@@ -13,7 +14,10 @@ excess of 1e-16 for an exact solver) and are left out. A text column of ';'-sepa
 gets 16 digits if every cell matches and 0 otherwise (e.g. a fit that left out other points).
 
 Appends its rows (label, group, column, max_rel_diff, digits, cells, differing) to ``--out``
-(written atomically) and prints the digits per group and column.
+(written atomically) and prints the digits per group and column. ``--summarize`` reads such
+a file back and prints a Markdown table: per label and group the fewest digits any column
+keeps, and which column that is (columns in ``--exclude`` left out, e.g. quantities that are
+round-off by construction).
 """
 
 from __future__ import annotations
@@ -126,7 +130,40 @@ def _write_atomically(df: pd.DataFrame, path: Path) -> None:
         raise
 
 
+def summarize(rows: pd.DataFrame, exclude: set[str]) -> str:
+    """Markdown: per label (rows) and group (columns), the fewest agreeing digits."""
+    rows = rows[~rows["column"].isin(exclude)]
+    groups = list(dict.fromkeys(rows["group"].astype(str)))
+    lines = ["| table | " + " | ".join(groups) + " |", "|---|" + "---|" * len(groups)]
+    for label, g in rows.groupby("label", sort=False):
+        cells = []
+        for group in groups:
+            h = g[g["group"].astype(str) == group]
+            if h.empty:
+                cells.append("")
+                continue
+            worst = h.loc[h["digits"].idxmin()]
+            digits = int(worst["digits"])
+            cells.append("all" if digits == 16 else f"{digits} ({worst['column']})")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:
+        argv = sys.argv[1:]
+    if argv and argv[0] == "--summarize":
+        parser = argparse.ArgumentParser(prog="compare_tables.py --summarize")
+        parser.add_argument("digits", type=Path)
+        parser.add_argument("--exclude", default="", help="columns to leave out, comma-separated")
+        args = parser.parse_args(argv[1:])
+        try:
+            rows = pd.read_csv(args.digits)
+        except (OSError, pd.errors.ParserError) as err:
+            print(f"compare_tables: {err}", file=sys.stderr)
+            return 2
+        print(summarize(rows, {c for c in args.exclude.split(",") if c}), end="")
+        return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("reference", type=Path)
     parser.add_argument("other", type=Path)

@@ -58,3 +58,13 @@ def test_tables_that_do_not_match_are_refused(tmp_path, capsys):
     assert compare_tables.main([str(a), str(b), "--out", str(out), "--label", "x"]) == 0
     assert compare_tables.main([str(a), str(b), "--out", str(out), "--label", "y"]) == 0
     assert list(pd.read_csv(out)["label"].unique()) == ["x", "y"]
+
+
+def test_the_summary_names_the_fewest_digits_and_the_column_that_limits_them(tmp_path, capsys):
+    other = _table()
+    other.loc[1, "error"] *= 1 + 3e-6
+    rows = compare_tables.compare(_table(), other, "problem", 1e-12)
+    rows.insert(0, "label", "t")
+    table = compare_tables.summarize(rows, set())
+    assert "| t | 5 (error) | all |" in table
+    assert "| t | all | all |" in compare_tables.summarize(rows, {"error"})
