@@ -49,5 +49,6 @@ digits_orders digits_orders figures/networks/digits_orders/digits_orders_summary
 modern modern figures/modern/modern_summary.csv
 audit audit figures/audit/audit_summary.csv
 quality quality figures/quality/quality_summary.csv
+quality_values quality figures/quality/quality.csv
 STUDIES
 mv "$out.new" "$out"

@@ -1,15 +1,15 @@
 """How many significant digits of a results table survive a rerun elsewhere?
 
     python scripts/compare_tables.py REFERENCE.csv OTHER.csv [--by problem] [--label NAME]
-        [--out digits.csv] [--floor 1e-12]
+        [--out digits.csv] [--floor 1e-13]
     python scripts/compare_tables.py --summarize digits.csv [--exclude COL,...]
 
 Compares two runs of the same study table cell by cell (same rows in the same order, same
 columns): for every numeric column and every group of ``--by`` (default: problem), the largest
 relative difference max |a - b| / max(|a|, |b|) and the significant digits that agree,
-floor(-log10(that)), 16 when the values are bit-identical. Values whose magnitude is below
-``--floor`` times the column's largest magnitude are round-off by construction (e.g. an NLL
-excess of 1e-16 for an exact solver) and are left out. A text column of ';'-separated numbers
+floor(-log10(that)), 16 when the values are bit-identical. Pairs whose magnitudes are both
+below ``--floor`` are round-off by construction (e.g. an NLL excess of 1e-16 for an exact
+solver) and are left out. A text column of ';'-separated numbers
 (e.g. the local slopes of an order fit) is compared number by number; any other text column
 gets 16 digits if every cell matches and 0 otherwise (e.g. a fit that left out other points).
 
@@ -94,9 +94,7 @@ def _numeric_rows(
 ) -> list[dict]:
     """Per group: the largest relative difference of the values and the digits that agree."""
     same = (xv == yv) | (np.isnan(xv) & np.isnan(yv))
-    finite = np.where(np.isfinite(xv), np.abs(xv), np.nan)
-    scale = np.nanmax(finite, initial=0.0) if finite.size else 0.0
-    tiny = np.maximum(np.abs(xv), np.abs(yv)) < floor * scale
+    tiny = np.maximum(np.abs(xv), np.abs(yv)) < floor
     with np.errstate(all="ignore"):
         rel = np.abs(xv - yv) / np.maximum(np.abs(xv), np.abs(yv))
     rel = np.where(same | tiny, 0.0, rel)
@@ -170,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--by", default="problem", help="group column ('' for none)")
     parser.add_argument("--label", default="", help="a name for this comparison")
     parser.add_argument("--out", type=Path, help="CSV to append the rows to")
-    parser.add_argument("--floor", type=float, default=1e-12)
+    parser.add_argument("--floor", type=float, default=1e-13, help="round-off magnitude")
     args = parser.parse_args(argv)
     try:
         a, b = pd.read_csv(args.reference), pd.read_csv(args.other)
