@@ -189,6 +189,12 @@ class Solver(ABC):
         """The grid nodes whose evaluations the state at node n holds."""
         return range(max(0, n - self.history_depth), n + int(self.keeps_current))
 
+    def kept(self, history: Sequence[Node]) -> tuple[Node, ...]:
+        """The newest evaluations a state keeps: ``history_depth`` (+ 1 with
+        ``keeps_current``)."""
+        keep = self.history_depth + int(self.keeps_current)
+        return tuple(history[max(0, len(history) - keep) :])
+
     def node_value(self, run: Run, x: torch.Tensor, node: int) -> torch.Tensor:
         """What the method keeps of the model evaluated at (x, ts[node])."""
         t = run.ts[node]

@@ -201,7 +201,7 @@ class DEIS(Solver):
         w = run.plan[n]  # newest first
         g = combine(w, [node.value for node in history[::-1][: len(w)]])
         x_new = self.transfer.step(run.sched, x, g, state.t, state.s)
-        return state.advanced(x_new, history[-(self.k - 1) :] if self.k > 1 else ())
+        return state.advanced(x_new, self.kept(history))
 
 
 def deis(

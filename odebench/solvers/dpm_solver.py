@@ -317,7 +317,7 @@ class MultistepDPMSolverPP(Solver):
             lams = [scal[node.node].lam for node in history[-order:]]
             values = [node.value for node in history[-order:]]
             x_new = self.update(x, lams, values, sched, t, s)
-        return state.advanced(x_new, history[-(self.k - 1) :] if self.k > 1 else ())
+        return state.advanced(x_new, self.kept(history))
 
     def update(
         self,

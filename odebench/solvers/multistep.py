@@ -147,7 +147,7 @@ class MultistepSolver(Solver):
             w = self._ab_weights(sched, run.ts, n, m)
             g = combine(w, [node.value for node in history[::-1][:m]])
             x_new = self.transfer.step(sched, x, g, t, s)
-        return state.advanced(x_new, history[-(self.k - 1) :] if self.k > 1 else ())
+        return state.advanced(x_new, self.kept(history))
 
 
 def _tableau_step(tableau: Tableau) -> Callable:

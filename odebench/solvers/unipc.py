@@ -194,7 +194,7 @@ class UniPC(Solver):
         m_s = self.node_value(run, x_pred, n + 1)  # UniC's evaluation, kept for the next step
         x_corr = self.transfer.step(sched, x, m_n + scale * _combine(c, [*D, m_s - m_n]), t, s)
         history = (*state.history, Node(n + 1, m_s))
-        return state.advanced(x_corr, history[-self.p :])
+        return state.advanced(x_corr, self.kept(history))
 
 
 def _combine(weights: list[float], values: list[torch.Tensor]) -> torch.Tensor:
