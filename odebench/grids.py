@@ -6,6 +6,8 @@ step count is fixed by the PNDM authors' integer rule (see below).
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from ._tensor import DTYPE
@@ -30,6 +32,7 @@ def timesteps(
     schedule: Schedule | str | None = None,
     rho: float = 7.0,
     T: int | None = None,
+    shift: float | None = None,
 ) -> torch.Tensor:
     """A strictly decreasing float64 grid of sampling times.
 
@@ -41,6 +44,12 @@ def timesteps(
     Liu et al.'s code for S = ``n`` sampling steps on a T-step table: the training indices
     range(0, T, T // S) visited from the top, mapped to t = (i + 1) / T, followed by t = 0 (the
     final step to clean data); its length is len(range(0, T, T // S)) + 1.
+
+    ``shift`` applies the time shift of flow-matching samplers to the whole grid, ends
+    included, after the spacing: t -> shift t / (1 + (shift - 1) t) (Esser et al. 2024, SD3,
+    shift = 3; Flux's resolution-dependent shift is ``shift = exp(mu)``, see ``flux_shift``).
+    It maps [0, 1] onto itself and keeps t = 0 and t = 1; shift > 1 spends more steps at high
+    noise. As in diffusers, t_max and t_min are the ends before the shift.
     """
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"number of steps must be a positive integer, got {n!r}")
@@ -69,8 +78,38 @@ def timesteps(
             raise ValueError(f"spacing {spacing!r} needs a schedule (schedule=...)")
         ts = _schedule_spaced(sched, spacing, u, t_max, t_min, rho)
     ts[0], ts[-1] = t_max, t_min
+    if shift is not None:
+        ts = shifted(ts, shift)
     check_grid(ts)
     return ts
+
+
+def shifted(ts: torch.Tensor, shift: float) -> torch.Tensor:
+    """The flow-matching time shift t -> shift t / (1 + (shift - 1) t), elementwise."""
+    if isinstance(shift, bool) or not isinstance(shift, int | float) or not shift > 0:
+        raise ValueError(f"shift must be a positive number, got {shift!r}")
+    if not shift < float("inf"):
+        raise ValueError(f"shift must be finite, got {shift!r}")
+    ts = torch.as_tensor(ts, dtype=DTYPE)
+    return shift * ts / (1.0 + (shift - 1.0) * ts)
+
+
+def flux_shift(
+    image_seq_len: int,
+    base_seq_len: int = 256,
+    max_seq_len: int = 4096,
+    base_shift: float = 0.5,
+    max_shift: float = 1.15,
+) -> float:
+    """Flux's resolution-dependent ("dynamic") shift exp(mu), mu linear in the number of image
+    tokens from ``base_shift`` at ``base_seq_len`` to ``max_shift`` at ``max_seq_len`` (the
+    defaults of diffusers' FluxPipeline). With its exponent 1, diffusers' time_shift(mu, 1, t)
+    is ``shifted(t, exp(mu))``."""
+    if isinstance(image_seq_len, bool) or not isinstance(image_seq_len, int) or image_seq_len < 1:
+        raise ValueError(f"image_seq_len must be a positive integer, got {image_seq_len!r}")
+    slope = (max_shift - base_shift) / (max_seq_len - base_seq_len)
+    mu = image_seq_len * slope + (base_shift - slope * base_seq_len)
+    return math.exp(mu)
 
 
 def _schedule_spaced(sched: Schedule, spacing: str, u, t_max, t_min, rho) -> torch.Tensor:

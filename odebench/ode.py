@@ -1,14 +1,21 @@
 """The probability-flow ODE and its three time variables.
 
-In forward time t (t = 0 data), for a VP schedule (docs/design/conventions.md):
+In forward time t (t = 0 data), for any interpolant x_t = alpha x0 + sigma z
+(docs/design/conventions.md):
+
+    dx/dt = (alpha'/alpha) x + c_eps eps(x, t),    c_eps = -sigma lambda',
+
+which for a VP schedule is
 
     dx/dt = abar'(t) ( x / (2 abar) - eps(x, t) / (2 abar sqrt(1 - abar)) )
           = -beta(t)/2 * x + beta(t) / (2 sigma(t)) * eps(x, t).
 
-The eps coefficient beta / (2 sigma) is unbounded as t -> 0 whenever beta(0) > 0 (sigma ~ t^1/2).
+The eps coefficient beta / (2 sigma) is unbounded as t -> 0 whenever beta(0) > 0 (sigma ~ t^1/2);
+under flow matching both coefficients are unbounded as t -> 1 (alpha -> 0).
 The same flow written in other variables removes that singularity:
 
-- lambda (log-SNR):   dx/dlambda = sigma^2 x - sigma eps              (state x)
+- lambda (log-SNR):   dx/dlambda = (d log alpha / d lambda) x - sigma eps      (state x;
+                      the x coefficient is sigma^2 for VP, sigma for flow, 0 for VE)
 - sigma_tilde (VE):   d(x/alpha)/dsigma_tilde = eps                    (state x / alpha)
 
 ``TimeVariable`` bundles, for each variable, the change of variable, the state and the
@@ -29,12 +36,10 @@ EpsModel = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def drift_coefficients(sched: Schedule, t) -> tuple[torch.Tensor, torch.Tensor]:
-    """(c_x, c_eps) with dx/dt = c_x x + c_eps eps: (-beta/2, beta / (2 sigma))."""
+    """(c_x, c_eps) with dx/dt = c_x x + c_eps eps: (alpha'/alpha, -sigma lambda'), i.e.
+    (-beta/2, beta / (2 sigma)) for VP, with the exact limit where sigma = 0."""
     t = as_time(t)
-    beta, sigma = sched.beta(t), sched.sigma(t)
-    c_eps = 0.5 * beta / torch.where(sigma > 0, sigma, 1.0)
-    c_eps = torch.where(sigma > 0, c_eps, sched.eps_coefficient_at_zero())  # the t = 0 limit
-    return -0.5 * beta, c_eps
+    return -0.5 * sched.beta(t), sched.eps_coefficient(t)
 
 
 def rhs_from_eps(sched: Schedule, x: torch.Tensor, t, eps: torch.Tensor) -> torch.Tensor:
@@ -91,13 +96,15 @@ class TimeVariable:
             return rhs_from_eps(sched, x, t, eps)
         if self.name == "lambda":
             s = per_sample(sched.sigma(t), x)
-            return s * s * x - s * eps
+            return per_sample(sched.dlog_alpha_dlambda(t), x) * x - s * eps
         return eps
 
 
 TIME_VARIABLES = {
     "t": TimeVariable("t", "forward time; singular as t -> 0 when beta(0) > 0"),
-    "lambda": TimeVariable("lambda", "log-SNR; dx/dlambda = sigma^2 x - sigma eps"),
+    "lambda": TimeVariable(
+        "lambda", "log-SNR; dx/dlambda = (d log alpha / d lambda) x - sigma eps"
+    ),
     "sigma_tilde": TimeVariable("sigma_tilde", "VE noise level; d(x/alpha)/dsigma_tilde = eps"),
 }
 

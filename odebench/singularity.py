@@ -188,7 +188,7 @@ def exponent_table(
 
     ``schedule_names`` defaults to every registered schedule (``odebench.schedules.names()``).
     """
-    names = list(schedule_names) if schedule_names is not None else schedule_names_all()
+    names = list(schedule_names) if schedule_names is not None else schedule_names_all("vp")
     return [
         singular_exponent(name, variable, which, t_range, n)
         for name in names

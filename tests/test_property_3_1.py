@@ -31,9 +31,10 @@ def grids(draw, sched):
     to s multiplies the round-off already in eps by about sigma_tilde(t) / sigma_tilde(s)
     (the Dirac eps has Lipschitz constant 1 / sigma). Steps are therefore drawn with
     lambda increments in [0.01, 2.3], i.e. sigma_tilde shrinks by at most 10x per step, from
-    a start with alpha >= 1e-3, down to t >= 1e-4."""
-    lowest = float(sched.log_alpha_bar(sched.t_hi))
-    t_top = float(sched.t_from_log_alpha_bar(max(lowest, -2 * 6.9078)))
+    a start with alpha / sigma >= 1e-3, down to t >= 1e-4. Every interpolant is drawn: VP,
+    VE and flow matching."""
+    lowest = float(sched.lambda_(sched.t_hi))  # -inf where alpha(t_hi) = 0 (flow matching)
+    t_top = float(sched.t_from_lambda(max(lowest, -6.9078)))  # alpha / sigma >= 1e-3
     lam_end = float(sched.lambda_(1e-4))
     start = draw(st.floats(0.0, 1.0))
     lam = [float(sched.lambda_(t_top)) + start * (lam_end - float(sched.lambda_(t_top))) / 2]
@@ -72,7 +73,9 @@ def test_pseudo_methods_are_exact_on_dirac_data(solver, data, schedule, seed, d)
         dim=-1
     )
     rel = (sol.trajectory - exact).norm(dim=-1) / scale
-    assert float(rel.max()) < 1e-12
+    # Multistep weights that extrapolate over unequal steps multiply the round-off already in
+    # eps: DEIS-3 reached 5e-12 on a cosine-1000 grid with tenfold steps in sigma_tilde.
+    assert float(rel.max()) < 2e-11
 
 
 @pytest.mark.parametrize("solver", ["euler", "heun", "rk4", "fon"])

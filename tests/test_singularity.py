@@ -36,7 +36,7 @@ BOUNDED = ["cosine-s0", "edm"]
 
 
 # -- 1. coefficients and exponents --------------------------------------------------------------
-@pytest.mark.parametrize("name", ob.schedules.names())
+@pytest.mark.parametrize("name", ob.schedules.names("vp"))
 def test_coefficient_curves_agree_with_the_ode(name):
     sched = ob.schedules.get(name)
     t = torch.logspace(-6, math.log10(sched.t_hi), 50, dtype=F64)
@@ -109,7 +109,7 @@ def test_discrete_fit_range_is_reported():
 
 def test_exponent_table_covers_every_schedule_variable_and_coefficient():
     rows = exponent_table()
-    assert len(rows) == len(ob.schedules.names()) * 3 * 2
+    assert len(rows) == len(ob.schedules.names("vp")) * 3 * 2
     keys = {"schedule", "variable", "which", "exponent", "r2", "t_lo", "t_hi", "note"}
     assert all(keys <= set(r) for r in rows)
     singular = {r["schedule"] for r in rows if r["singular"]}

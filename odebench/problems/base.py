@@ -10,10 +10,11 @@ import torch
 from .._tensor import DTYPE, as_time, per_sample
 from ..schedules import Schedule
 from ..schedules import get as get_schedule
+from ..schedules.prediction import exact_prediction
 
 
 class Problem(ABC):
-    """Data distribution p_0 in R^dim diffused by a VP schedule: x_t = alpha x_0 + sigma n.
+    """Data distribution p_0 in R^dim diffused by a schedule: x_t = alpha x_0 + sigma n.
 
     eps(x, t) = E[n | x_t = x] is exact; score = -eps / sigma; x0-prediction =
     (x - sigma eps) / alpha. Inputs are batches (B, dim); t is a float, a 0-d tensor or (B,).
@@ -57,11 +58,16 @@ class Problem(ABC):
         s = self.schedule
         return (x - per_sample(s.sigma(t), x) * self.eps(x, t)) / per_sample(s.alpha(t), x)
 
+    def prediction(self, kind: str):
+        """The exact model output of ``kind`` ("eps", "x0", "v", "velocity", "denoiser"), as
+        fn(x, t); see :mod:`odebench.schedules.prediction`."""
+        return exact_prediction(self.eps, self.x0_pred, kind, self.schedule)
+
     def second_moment(self, t) -> torch.Tensor:
-        """E|x_t|^2 = abar E|x_0|^2 + (1 - abar) dim, exact."""
+        """E|x_t|^2 = alpha^2 E|x_0|^2 + sigma^2 dim, exact (abar and 1 - abar for VP)."""
         t = as_time(t)
-        abar = self.schedule.alpha_bar(t)
-        return abar * self.data_second_moment + (1.0 - abar) * self.dim
+        _, abar, noise = self.schedule.signal_and_noise(t)
+        return abar * self.data_second_moment + noise * self.dim
 
     def sample_marginal(self, n: int, t, generator: torch.Generator | None = None) -> torch.Tensor:
         """n exact samples of p_t: alpha x_0 + sigma n."""

@@ -1,13 +1,18 @@
-"""Gaussian mixtures under a VP schedule, with exact eps, score and density.
+"""Gaussian mixtures under any schedule, with exact eps, x0, score and density.
 
-Component k at time t is N(alpha mu_k, C_k(t)) with C_k(t) = abar Sigma_k + (1 - abar) I.
+Component k at time t is N(alpha mu_k, C_k(t)) with C_k(t) = alpha^2 Sigma_k + sigma^2 I
+(alpha^2 = abar and sigma^2 = 1 - abar for VP).
 C_k(t) shares the eigenvectors of Sigma_k = U_k diag(l_k) U_k^T for every t, with eigenvalues
-c_k = abar l_k + sigma^2. So Sigma_k is diagonalised once at construction and each evaluation
+c_k = alpha^2 l_k + sigma^2. So Sigma_k is diagonalised once at construction and each evaluation
 costs one batched rotation: no per-t factorisation, and singular (low-rank) Sigma_k are exact,
 since c_k >= sigma^2 > 0 for every t > 0. (This replaces a per-t Cholesky factorisation of
 C_k(t): the same stability, at a fraction of the cost.) Posterior weights use log-sum-exp.
 
-    score(x) = -sum_k w_k(x) C_k^{-1} (x - alpha mu_k),   eps = -sigma * score.
+    score(x) = -sum_k w_k(x) C_k^{-1} (x - alpha mu_k),   eps = -sigma * score,
+    E[x0 | x] = sum_k w_k(x) (mu_k + alpha Sigma_k C_k^{-1} (x - alpha mu_k)).
+
+The x0 form is evaluated directly, not as (x - sigma eps) / alpha: it stays exact where alpha
+vanishes (t = 1 under flow matching, where it is the data mean).
 """
 
 from __future__ import annotations
@@ -60,10 +65,9 @@ class GaussianMixture(Problem):
     # -- the per-time core ------------------------------------------------------------------
     def _terms(self, x: torch.Tensor, t: torch.Tensor):
         """Rotated offsets z (B,K,d), eigenvalues c (K,d) of C_k(t), log N_k(x) (B,K)."""
-        log_abar = self.schedule.log_alpha_bar(t)
-        abar, var_noise = torch.exp(log_abar), -torch.expm1(log_abar)
+        alpha, abar, var_noise = self.schedule.signal_and_noise(t)
         c = abar * self.evals + var_noise
-        diff = x[:, None, :] - torch.exp(0.5 * log_abar) * self.means[None]
+        diff = x[:, None, :] - alpha * self.means[None]
         z = diff if self.evecs is None else torch.einsum("bkd,kde->bke", diff, self.evecs)
         maha = (z * z / c).sum(-1)
         log_norm = -0.5 * (maha + torch.log(c).sum(-1) + self.dim * math.log(2.0 * math.pi))
@@ -81,9 +85,21 @@ class GaussianMixture(Problem):
             w = torch.einsum("bke,kde->bkd", w, self.evecs)
         return self.schedule.sigma(t) * w.sum(1)
 
+    def _x0_at(self, x, t):
+        z, c, log_norm = self._terms(x, t)
+        post = torch.softmax(self.log_weights + log_norm, dim=-1)  # (B, K)
+        w = post[..., None] * self.schedule.alpha(t) * self.evals * z / c
+        if self.evecs is not None:
+            w = torch.einsum("bke,kde->bkd", w, self.evecs)
+        return w.sum(1) + post @ self.means
+
     # -- public --------------------------------------------------------------------------------
     def eps(self, x: torch.Tensor, t) -> torch.Tensor:
         return _per_time(self._eps_at, self._check_x(x), t)
+
+    def x0_pred(self, x: torch.Tensor, t) -> torch.Tensor:
+        """E[x_0 | x_t = x], evaluated directly (exact where alpha = 0)."""
+        return _per_time(self._x0_at, self._check_x(x), t)
 
     def log_prob(self, x: torch.Tensor, t) -> torch.Tensor:
         return _per_time(self._log_prob_at, self._check_x(x), t)

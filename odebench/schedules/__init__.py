@@ -1,7 +1,10 @@
 """Noise schedules by name: ``odebench.schedules.get("linear")``.
 
-Continuous: "linear", "scaled-linear", "cosine", "cosine-s0", "edm".
-Discrete 1000-step tables: "ddpm-linear-1000", "scaled-linear-1000", "cosine-1000"
+Every schedule is an interpolant x_t = alpha(t) x0 + sigma(t) z (:mod:`.base`).
+Variance preserving, continuous: "linear", "scaled-linear", "cosine", "cosine-s0", "edm" (EDM's
+noise levels in VP form). Variance exploding / EDM: "ve". Flow matching: "flow".
+Variance preserving, discrete 1000-step tables: "ddpm-linear-1000", "scaled-linear-1000",
+"cosine-1000"
 (see :mod:`odebench.schedules.discrete` for how t maps to the index and how the tables are
 evaluated between integers).
 """
@@ -10,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .base import Schedule
+from .base import Schedule, ScheduleScalars
 from .continuous import CosineVP, LinearVP, ScaledLinearVP, SigmaLinearVP
 from .discrete import (
     DiscreteSchedule,
@@ -18,6 +21,9 @@ from .discrete import (
     ddpm_linear_betas,
     scaled_linear_betas,
 )
+from .flow import FlowMatching
+from .ve import VarianceExploding
+from .vp import VPSchedule
 
 _FACTORIES: dict[str, Callable[..., Schedule]] = {
     "linear": lambda **kw: LinearVP(**kw),
@@ -25,6 +31,8 @@ _FACTORIES: dict[str, Callable[..., Schedule]] = {
     "cosine": lambda **kw: CosineVP(**kw),
     "cosine-s0": lambda **kw: CosineVP(s=0.0, name="cosine-s0", **kw),
     "edm": lambda **kw: SigmaLinearVP(**kw),
+    "ve": lambda **kw: VarianceExploding(**kw),
+    "flow": lambda **kw: FlowMatching(**kw),
     "ddpm-linear-1000": lambda **kw: DiscreteSchedule(
         ddpm_linear_betas(),
         "ddpm-linear-1000",
@@ -46,9 +54,18 @@ _FACTORIES: dict[str, Callable[..., Schedule]] = {
 }
 
 
-def names() -> list[str]:
-    """Every schedule name ``get`` accepts."""
-    return list(_FACTORIES)
+INTERPOLANTS = ("vp", "ve", "flow")
+
+
+def names(interpolant: str | None = None) -> list[str]:
+    """Every schedule name ``get`` accepts, or those of one interpolant ("vp", "ve", "flow")."""
+    if interpolant is None:
+        return list(_FACTORIES)
+    if interpolant not in INTERPOLANTS:
+        raise ValueError(
+            f"unknown interpolant {interpolant!r} (choose from {', '.join(INTERPOLANTS)})"
+        )
+    return [n for n, make in _FACTORIES.items() if make().interpolant == interpolant]
 
 
 def get(name: str | Schedule, **kwargs) -> Schedule:
@@ -67,12 +84,17 @@ def get(name: str | Schedule, **kwargs) -> Schedule:
 
 
 __all__ = [
+    "INTERPOLANTS",
     "CosineVP",
     "DiscreteSchedule",
+    "FlowMatching",
     "LinearVP",
     "ScaledLinearVP",
     "Schedule",
+    "ScheduleScalars",
     "SigmaLinearVP",
+    "VPSchedule",
+    "VarianceExploding",
     "get",
     "names",
 ]

@@ -6,10 +6,10 @@ import math
 
 import torch
 
-from .base import Schedule
+from .vp import VPSchedule
 
 
-class LinearVP(Schedule):
+class LinearVP(VPSchedule):
     """beta(t) = beta_min + t (beta_max - beta_min): the VP-SDE of Song et al. (ICLR 2021).
 
     With beta_min = 0.1, beta_max = 20 it is the continuous limit of DDPM's 1000 betas
@@ -35,7 +35,7 @@ class LinearVP(Schedule):
         return -2.0 * log_abar / (b0 + torch.sqrt(b0 * b0 - 2.0 * d * log_abar))
 
 
-class ScaledLinearVP(Schedule):
+class ScaledLinearVP(VPSchedule):
     """Stable Diffusion's "scaled linear" schedule in continuous time.
 
     The discrete betas are linspace(sqrt(0.00085), sqrt(0.012), T)**2 (Rombach et al. 2022);
@@ -74,7 +74,7 @@ class ScaledLinearVP(Schedule):
         return r0 * torch.expm1(torch.log1p(u) / 3.0) / c
 
 
-class CosineVP(Schedule):
+class CosineVP(VPSchedule):
     """Nichol & Dhariwal (ICML 2021): abar(t) = f(t) / f(0), f(t) = cos^2((t + s)/(1 + s) pi/2).
 
     abar(1) = 0 exactly, so lambda(1) = -inf. The clipping is explicit: the schedule is defined
@@ -118,7 +118,7 @@ class CosineVP(Schedule):
         return t
 
 
-class SigmaLinearVP(Schedule):
+class SigmaLinearVP(VPSchedule):
     """The EDM schedule sigma_tilde(t) = sigma_max * t (Karras et al. 2022), in VP form.
 
     abar(t) = 1 / (1 + sigma_max^2 t^2). The DDIM transfer is an Euler step in sigma_tilde, so on

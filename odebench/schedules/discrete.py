@@ -30,12 +30,12 @@ import torch
 from scipy.interpolate import CubicSpline
 
 from .._tensor import DTYPE
-from .base import Schedule
+from .vp import VPSchedule
 
 INTERPOLATIONS = ("cubic", "linear")
 
 
-class DiscreteSchedule(Schedule):
+class DiscreteSchedule(VPSchedule):
     """A table of betas with an explicit interpolation of log abar between knots t = j / T."""
 
     def __init__(self, betas, name: str, interpolation: str = "cubic", description: str = ""):

@@ -51,6 +51,12 @@ def solve(
         raise ValueError("solver options need a solver name")
     sched = get_schedule(schedule)
     ts = check_grid(torch.as_tensor(ts), sched)
+    if sched.scalars(float(ts[0])).alpha == 0.0:
+        raise ValueError(
+            f"{solver.name}: the grid starts at t = {float(ts[0]):g}, where alpha = 0 under "
+            f"{sched.name!r}; eps = x there and says nothing about x0, so no eps-based step "
+            "can start there: start just below (e.g. t_max = 80/81, sigma/alpha = 80)"
+        )
     if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.ndim < 1:
         raise ValueError("x must be a floating-point tensor with a batch dimension first")
     steps = len(ts) - 1
