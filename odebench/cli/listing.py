@@ -36,9 +36,9 @@ def cmd_list() -> None:
     _print_rows(("name", "description"), [(n, problems.describe(n)) for n in problems.names()])
     print("\nSchedules:")
     _print_rows(
-        ("name", "t range", "description"),
+        ("name", "path", "t range", "description"),
         [
-            (n, f"[{s.t_lo:g}, {s.t_hi:g}]", s.description)
+            (n, s.interpolant, f"[{s.t_lo:g}, {s.t_hi:g}]", s.description)
             for n, s in ((n, schedules.get(n)) for n in schedules.names())
         ],
     )
