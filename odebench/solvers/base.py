@@ -146,6 +146,10 @@ class Solver(ABC):
     #: UniPC's corrector evaluation is): see ``history_nodes``.
     history_depth: int = 0
     keeps_current: bool = False
+    #: True where a grid may start at alpha = 0 (flow matching's t = 1) given a model that
+    #: predicts x0 itself (``model.x0``): the data-prediction multistep methods, whose step
+    #: formulas have finite limits as lambda -> -inf. Eps-based steps cannot start there.
+    starts_at_noise_end: bool = False
 
     @abstractmethod
     def nfe(self, steps: int) -> int | None:
@@ -197,8 +201,7 @@ class Solver(ABC):
 
     def node_value(self, run: Run, x: torch.Tensor, node: int) -> torch.Tensor:
         """What the method keeps of the model evaluated at (x, ts[node])."""
-        t = run.ts[node]
-        return self.transfer.slope(run.sched, x, t, run.model(x, t))
+        return self.transfer.evaluate(run.sched, run.model, x, run.ts[node])
 
     def init(self, model: EpsModel, sched: Schedule, x: torch.Tensor, ts: torch.Tensor) -> State:
         """The state at ts[0]."""

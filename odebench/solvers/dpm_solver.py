@@ -258,6 +258,7 @@ class MultistepDPMSolverPP(Solver):
         self.rule = OrderRule(k, bool(lower_order_final), lower_order_final_below)
         self.k, self.start, self.taylor_d2 = k, start, bool(taylor_d2)
         self.history_depth = k - 1  # the data predictions at the k - 1 nodes before n
+        self.starts_at_noise_end = start == "ramp"  # lambda = -inf: the differences vanish
         self.d2_factor = 2.0 if self.taylor_d2 else 1.0
         self.lower_order_final = bool(lower_order_final)
         self.lower_order_final_below = lower_order_final_below
@@ -307,12 +308,13 @@ class MultistepDPMSolverPP(Solver):
     def step(self, state: State) -> State:
         run, n, x = state.run, state.n, state.x
         sched, t, s = run.sched, state.t, state.s
-        eps = run.model(x, t)
-        history = (*state.history, Node(n, self.transfer.slope(sched, x, t, eps)))
         scal, starter = run.plan
         if starter and n == 0:
+            eps = run.model(x, t)
+            history = (*state.history, Node(n, self.transfer.slope(sched, x, t, eps)))
             x_new = self._starter.advance(run, x, eps, t, s, starter[0])
         else:
+            history = (*state.history, Node(n, self.transfer.evaluate(sched, run.model, x, t)))
             order = self.step_order(n, run.steps, scal[n + 1].sigma == 0.0)
             lams = [scal[node.node].lam for node in history[-order:]]
             values = [node.value for node in history[-order:]]

@@ -45,7 +45,7 @@ def rk_step(
     for c, row in zip(tableau.c, tableau.a, strict=True):
         t_i = stage_time(t, s, c)
         x_i = x if not row else transfer.step(sched, x, combine(row, slopes), t, t_i)
-        slopes.append(transfer.slope(sched, x_i, t_i, model(x_i, t_i)))
+        slopes.append(transfer.evaluate(sched, model, x_i, t_i))
     return transfer.step(sched, x, combine(tableau.b, slopes), t, s), slopes[0]
 
 

@@ -20,14 +20,23 @@ class CountingModel:
         if not callable(model):
             raise ValueError("model must be callable as model(x, t) -> eps")
         self.model, self.calls = model, 0
+        if callable(getattr(model, "x0", None)):
+            self.x0 = self._x0  # the data prediction, where a solver needs it (alpha = 0)
 
     def __call__(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         self.calls += 1
-        eps = self.model(x, t)
-        if not isinstance(eps, torch.Tensor) or eps.shape != x.shape:
-            got = tuple(eps.shape) if isinstance(eps, torch.Tensor) else type(eps).__name__
-            raise ValueError(f"model returned eps of shape {got} for x of shape {tuple(x.shape)}")
-        return eps
+        return _checked(self.model(x, t), x, "eps")
+
+    def _x0(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return _checked(self.model.x0(x, t), x, "x0")
+
+
+def _checked(out, x: torch.Tensor, what: str) -> torch.Tensor:
+    if not isinstance(out, torch.Tensor) or out.shape != x.shape:
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ValueError(f"model returned {what} of shape {got} for x of shape {tuple(x.shape)}")
+    return out
 
 
 def solve(
@@ -51,11 +60,14 @@ def solve(
         raise ValueError("solver options need a solver name")
     sched = get_schedule(schedule)
     ts = check_grid(torch.as_tensor(ts), sched)
-    if sched.scalars(float(ts[0])).alpha == 0.0:
+    if sched.scalars(float(ts[0])).alpha == 0.0 and not (
+        solver.starts_at_noise_end and callable(getattr(model, "x0", None))
+    ):
         raise ValueError(
             f"{solver.name}: the grid starts at t = {float(ts[0]):g}, where alpha = 0 under "
-            f"{sched.name!r}; eps = x there and says nothing about x0, so no eps-based step "
-            "can start there: start just below (e.g. t_max = 80/81, sigma/alpha = 80)"
+            f"{sched.name!r}; eps = x there says nothing about x0, so only a data-prediction "
+            "solver (dpm-solver++-2m, -3m) with a model that gives x0 (from_prediction) can "
+            "start there; else start just below (e.g. t_max = 80/81, sigma/alpha = 80)"
         )
     if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.ndim < 1:
         raise ValueError("x must be a floating-point tensor with a batch dimension first")

@@ -32,6 +32,11 @@ import torch
 from ..ode import rhs_from_eps
 from ..schedules import Schedule
 
+NOISE_END = (
+    "at alpha = 0 (flow matching's t = 1) eps = x says nothing about x0: the model must give "
+    "x0 itself (model.x0, as odebench.models.from_prediction does)"
+)
+
 
 class Transfer(ABC):
     name: str
@@ -47,6 +52,10 @@ class Transfer(ABC):
     def step(
         self, sched: Schedule, x: torch.Tensor, g: torch.Tensor, t: torch.Tensor, s: torch.Tensor
     ) -> torch.Tensor: ...
+
+    def evaluate(self, sched: Schedule, model, x: torch.Tensor, t) -> torch.Tensor:
+        """The slope at (x, t) from one model evaluation."""
+        return self.slope(sched, x, t, model(x, t))
 
     def __repr__(self) -> str:
         return f"<Transfer {self.name}>"
@@ -109,6 +118,16 @@ class DataTransfer(Transfer):
     def slope(self, sched, x, t, eps):
         here = sched.scalars(float(t))
         return (x - here.sigma * eps) / here.alpha
+
+    def evaluate(self, sched, model, x, t):
+        """At alpha = 0 (flow matching's t = 1) the x0 of eps is 0 / 0: a model that predicts
+        x0 by itself (``model.x0``, e.g. ``odebench.models.from_prediction``) gives it exactly."""
+        if sched.scalars(float(t)).alpha == 0.0:
+            x0 = getattr(model, "x0", None)
+            if x0 is None:
+                raise ValueError(NOISE_END)
+            return x0(x, t)
+        return self.slope(sched, x, t, model(x, t))
 
     def step(self, sched, x, g, t, s):
         at, as_ = sched.scalars(float(t)), sched.scalars(float(s))
