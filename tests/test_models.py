@@ -69,10 +69,78 @@ def test_network_shape_mismatch_is_refused():
 
 
 def test_bad_options():
-    with pytest.raises(ValueError, match="time_input must be one of"):
-        NetworkModel(Probe(), time_input="sigma")
+    with pytest.raises(ValueError, match="time_input must be one of") as bad:
+        NetworkModel(Probe(), time_input="sigmas")
+    assert "sigma-tilde" in str(bad.value) and "\n" not in str(bad.value)
     with pytest.raises(ValueError, match="needs the number of training steps T"):
         NetworkModel(Probe(), time_input="index")
+    with pytest.raises(ValueError, match="unknown prediction kind 'sample'") as bad:
+        NetworkModel(Probe(), prediction="sample", schedule="flow")
+    assert "eps, x0, v, velocity, denoiser" in str(bad.value) and "\n" not in str(bad.value)
+    for kw in ({"prediction": "velocity"}, {"time_input": "sigma"}):
+        with pytest.raises(ValueError, match="needs schedule="):
+            NetworkModel(Probe(), **kw)
+    with pytest.raises(ValueError, match="x0 needs the network's schedule"):
+        NetworkModel(Probe()).x0(torch.zeros(2, 2), 0.5)
+
+
+@pytest.mark.parametrize(
+    "schedule,time_input,scale,expected",
+    [
+        ("linear", "sigma", 1.0, lambda s: float(s.sigma(0.25))),
+        ("linear", "sigma-tilde", 1.0, lambda s: float(s.sigma(0.25) / s.alpha(0.25))),
+        ("flow", "sigma", 1000.0, lambda s: 0.25),  # SD3 / diffusers: 1000 x flow time
+        ("flow", "sigma-tilde", 1.0, lambda s: 1 / 3),  # sigma / alpha = t / (1 - t)
+        ("ve", "sigma-tilde", 1.0, lambda s: 20.0),  # EDM's sigma = 80 t
+    ],
+)
+def test_noise_level_time_inputs(schedule, time_input, scale, expected):
+    sched, net = ob.schedules.get(schedule), Probe()
+    model = NetworkModel(net, time_input=time_input, time_scale=scale, schedule=sched)
+    model(torch.zeros(3, 2, dtype=torch.float64), torch.tensor(0.25, dtype=torch.float64))
+    want = torch.full((3,), expected(sched) * scale, dtype=torch.float32)
+    torch.testing.assert_close(net.seen[-1], want)
+
+
+class Exact(torch.nn.Module):
+    """A network that is the exact prediction fn(x, time) of an analytic problem."""
+
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+        self.w = torch.nn.Parameter(torch.tensor(1.0, dtype=torch.float64))
+
+    def forward(self, x, time):
+        return self.fn(x, time)
+
+
+@pytest.mark.parametrize("schedule", ["linear", "flow", "ve"])
+@pytest.mark.parametrize("kind", ob.models.PREDICTIONS)
+def test_predictions_convert_to_the_exact_eps_and_x0(schedule, kind):
+    """A network predicting any kind gives the problem's eps and x0 back (round trip through
+    the network's own output); the denoiser is fed (x / alpha, sigma / alpha) as EDM does."""
+    prob = ob.problems.get("gmm-2d", schedule=schedule)
+    time_input = "sigma-tilde" if kind == "denoiser" else "t"
+    model = NetworkModel(
+        Exact(prob.prediction(kind)), prediction=kind, schedule=schedule, time_input=time_input
+    )
+    gen = torch.Generator().manual_seed(2)
+    x = 1.5 * torch.randn(6, 2, generator=gen, dtype=torch.float64)
+    t = torch.tensor([0.02, 0.1, 0.3, 0.5, 0.8, 0.95], dtype=torch.float64)
+    torch.testing.assert_close(model(x, t), prob.eps(x, t), rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(model.x0(x, t), prob.x0_pred(x, t), rtol=1e-10, atol=1e-10)
+    if kind == "denoiser":  # its output is x0 itself
+        torch.testing.assert_close(model.native(x, t), prob.x0_pred(x, t), rtol=1e-10, atol=1e-10)
+    assert model.calls == 2 + (kind == "denoiser") and model.samples == 6 * model.calls
+
+
+def test_an_eps_network_is_called_as_before_and_gives_x0():
+    prob = ob.problems.get("gmm-2d")
+    plain = NetworkModel(Exact(prob.eps))
+    carded = NetworkModel(Exact(prob.eps), schedule="linear")
+    x = torch.randn(5, 2, dtype=torch.float64)
+    assert torch.equal(plain(x, 0.3), carded(x, 0.3)) and plain.schedule is None
+    torch.testing.assert_close(carded.x0(x, 0.3), prob.x0_pred(x, 0.3), rtol=1e-12, atol=1e-12)
 
 
 def test_loading_refuses_pickles_and_names_the_file(tmp_path):

@@ -1,7 +1,9 @@
 """Loading networks safely: safetensors, or torch files with ``weights_only=True``, nothing else.
 
 A shipped network is a pair ``NAME.safetensors`` + ``NAME.json`` (its card: architecture and
-its arguments, data, schedule, parametrisation, time input, training record). The card names
+its arguments, data, schedule, parametrisation, time input, training record). The card's
+``parametrization`` is the network's prediction kind ("eps", "x0", "v", "velocity",
+"denoiser"), converted to eps under the card's ``schedule``. The card names
 the architecture from an allowlist (``ARCHITECTURES``), never an arbitrary import path. Every
 failure names the file: a wrong extension, a corrupt file, a state dict that does not match
 the architecture (first missing / unexpected / mis-shaped key).
@@ -24,6 +26,7 @@ ASSETS = Path(__file__).resolve().parent.parent / "assets" / "networks"
 #: Architectures a card may name: "name" -> "module:Class" (imported on use).
 ARCHITECTURES = {
     "eps-mlp": "odebench.models.mlp:EpsMLP",
+    "prediction-mlp": "odebench.models.mlp:PredictionMLP",
     "digits-unet": "odebench.models.unet:DigitsUNet",
 }
 
@@ -118,6 +121,19 @@ def read_card(path: str | Path, keys: tuple[str, ...] = CARD_KEYS) -> dict[str, 
     return card
 
 
+def card_schedule(card: dict[str, Any], card_path: str | Path) -> Any:
+    """The card's schedule; None for an eps network fed t or an index whose schedule odebench
+    does not know (it needs none), a ValueError naming the card for any other network."""
+    from ..schedules import get as get_schedule
+
+    try:
+        return get_schedule(card["schedule"])
+    except ValueError as err:
+        if card["parametrization"] == "eps" and not card["time_input"].startswith("sigma"):
+            return None
+        raise ValueError(f"{card_path}: {err}") from None
+
+
 def sha256(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
@@ -149,6 +165,8 @@ def load(
     apply_state_dict(net, load_state_dict(weights), weights)
     model = NetworkModel(
         net,
+        prediction=card["parametrization"],
+        schedule=card_schedule(card, card_path),
         time_input=card["time_input"],
         T=card.get("T"),
         time_scale=card.get("time_scale", 1.0),

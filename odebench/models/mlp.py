@@ -38,6 +38,7 @@ import torch
 from torch import nn
 
 from ..schedules import get as get_schedule
+from ..schedules.prediction import from_pair
 
 PRECONDITIONS = ("gaussian", "scale")
 
@@ -137,6 +138,15 @@ class EpsMLP(nn.Module):
         t = torch.as_tensor(t, device=x.device)
         if t.ndim == 0:
             t = t.expand(x.shape[0])
+        z, emb, skip = self._inputs(x, t)
+        h = self.inp(torch.cat([z, emb], dim=1))
+        for block in self.blocks:
+            h = block(h, emb)
+        out = self.out(nn.functional.silu(h))
+        return out if skip is None else out + skip
+
+    def _inputs(self, x: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """(whitened input z, time embedding, skip or None) at (x, t), in x's dtype."""
         log_abar, alpha, sigma, lam = self._coefficients(t)
         abar = torch.exp(log_abar)
         dtype = x.dtype
@@ -153,8 +163,48 @@ class EpsMLP(nn.Module):
             second = float((self.evals.sum() + (self.mean**2).sum()) / self.dim)
             scale = torch.rsqrt(abar * second + (1.0 - abar)).to(dtype)[:, None]
             z, skip = x * scale, None
-        h = self.inp(torch.cat([z, emb], dim=1))
-        for block in self.blocks:
-            h = block(h, emb)
-        eps = self.out(nn.functional.silu(h))
-        return eps if skip is None else eps + skip
+        return z, emb, skip
+
+
+class PredictionMLP(EpsMLP):
+    """``EpsMLP``'s network on any interpolant, predicting any of eps, x0, v or velocity.
+
+    Same layers, time embedding (lambda / 8, lambda taken at t clamped to
+    [t_floor, 1 - t_floor] so that both singular ends are accepted) and preconditioning; the
+    Gaussian quantities are those of a general interpolant x = alpha x0 + sigma z:
+    C(t) = alpha^2 Sigma + sigma^2 I, eps_G = sigma C^-1 (x - alpha m) and
+    x0_G = m + alpha Sigma C^-1 (x - alpha m) (both division-free, so exact at alpha = 0 and
+    at sigma = 0), and the skip is the Gaussian's prediction of ``prediction``
+    (``odebench.schedules.prediction.from_pair``; under flow matching, velocity_G = eps_G - x0_G).
+    The MLP learns the non-Gaussian residual of that prediction.
+
+    Args:
+        prediction: what the network returns: "eps", "x0", "v" or "velocity" (Lipman et al.
+            2023's flow-matching target z - x0 under the "flow" schedule).
+        schedule: any schedule name ("flow", "ve", a VP schedule); other arguments as EpsMLP.
+    """
+
+    PREDICTIONS = ("eps", "x0", "v", "velocity")
+
+    def __init__(self, dim: int, *, prediction: str = "velocity", schedule: str = "flow", **kw):
+        if prediction not in self.PREDICTIONS:
+            raise ValueError(f"prediction must be one of {self.PREDICTIONS}, got {prediction!r}")
+        super().__init__(dim, schedule=schedule, **kw)
+        self.prediction = prediction
+
+    def _inputs(self, x: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        sched, dtype = self.schedule, x.dtype
+        tt = t.detach().to(torch.float64).clamp(sched.t_lo, sched.t_hi)
+        lam = sched.lambda_(tt.clamp(max(sched.t_lo, self.t_floor), sched.t_hi - self.t_floor))
+        alpha, sigma = sched.alpha(tt)[:, None], sched.sigma(tt)[:, None]
+        emb = self.time_embedding(lam).to(dtype)
+        evals = self.evals.to(torch.float64)
+        if self.precondition == "scale":
+            second = float((evals.sum() + (self.mean**2).sum()) / self.dim)
+            return x * torch.rsqrt(alpha**2 * second + sigma**2).to(dtype), emb, None
+        c = alpha**2 * evals + sigma**2
+        y = (x - alpha.to(dtype) * self.mean) @ self.evecs  # U^T (x - alpha m)
+        z = y * torch.rsqrt(c).to(dtype)
+        eps_g = ((sigma / c).to(dtype) * y) @ self.evecs.T
+        x0_g = self.mean + ((alpha * evals / c).to(dtype) * y) @ self.evecs.T
+        return z, emb, from_pair(self.prediction, x0_g, eps_g, x, tt, sched)

@@ -1,4 +1,5 @@
-"""Any eps network as an odebench model: ``model(x, t) -> eps`` with a declared time input.
+"""Any network as an odebench eps model: ``model(x, t) -> eps``, with a declared time input
+and prediction.
 
 Solvers call a model with a batch x and a 0-d float64 time t in odebench's convention
 (t in [0, 1], t = 0 data). A network was trained with its own time input; ``NetworkModel``
@@ -11,7 +12,21 @@ declares it and converts:
   i = t T - 1, a real number between the knots;
 - ``time_input="index-authors"``: the PNDM authors' code calls the network at index t while it
   reads abar at index t + 1 of the table, i.e. the network sees i = t T - 2 for the abar of
-  t (a one-index shift, kept as a named variant so its effect can be measured).
+  t (a one-index shift, kept as a named variant so its effect can be measured);
+- ``time_input="sigma"``: the network takes the noise level sigma(t) of its schedule
+  (times ``time_scale``). Under flow matching sigma = t, so this is flow time; SD3 and
+  diffusers' FlowMatch* schedulers feed 1000 t (``time_input="t"``, ``time_scale=1000``);
+- ``time_input="sigma-tilde"``: the network takes sigma(t) / alpha(t) = exp(-lambda), the
+  noise level of the variance-exploding variable x / alpha: EDM's sigma (Karras et al. 2022;
+  the time k-diffusion denoisers are called with).
+
+A network may predict something else than eps (``prediction=``: "x0", "v", "velocity",
+"denoiser", see :mod:`odebench.schedules.prediction`); it then needs the ``schedule=`` it was
+trained with, and its output is converted to eps exactly by ``to_eps`` (in x's dtype, after the
+network's output is cast back). A "denoiser" is fed x / alpha (EDM's y). ``.native(x, t)`` is
+the network's own output, ``.x0(x, t)`` the data prediction straight from it (exact where
+alpha = 0, as ``PredictionModel.x0``). An eps network (the default) is called as before,
+with no conversion at all.
 
 With ``input_shape`` the states may be flat vectors (as analytic problems use) for a network
 that takes images: they are reshaped on the way in and back on the way out. The wrapper
@@ -24,11 +39,17 @@ from __future__ import annotations
 
 import torch
 
-TIME_INPUTS = ("t", "index", "index-authors")
+from .._tensor import per_sample
+from ..schedules import Schedule
+from ..schedules import get as get_schedule
+from ..schedules.prediction import check_kind, to_eps, to_x0
+
+TIME_INPUTS = ("t", "index", "index-authors", "sigma", "sigma-tilde")
 
 
 class NetworkModel:
-    """Wraps ``net(x, time) -> eps`` (time of shape (B,)) into the solver convention."""
+    """Wraps ``net(x, time)`` (time of shape (B,)) predicting ``prediction`` into the solver
+    convention ``model(x, t) -> eps``."""
 
     def __init__(
         self,
@@ -43,11 +64,24 @@ class NetworkModel:
         inference_mode: bool = True,
         name: str = "network",
         input_shape: tuple[int, ...] | None = None,
+        prediction: str = "eps",
+        schedule: Schedule | str | None = None,
     ):
         if time_input not in TIME_INPUTS:
-            raise ValueError(f"time_input must be one of {TIME_INPUTS}, got {time_input!r}")
-        if time_input != "t" and (T is None or T < 1):
+            raise ValueError(
+                f"time_input must be one of {', '.join(TIME_INPUTS)}, got {time_input!r}"
+            )
+        if time_input.startswith("index") and (T is None or T < 1):
             raise ValueError(f"time_input {time_input!r} needs the number of training steps T")
+        self.prediction = check_kind(prediction)
+        if schedule is None and (prediction != "eps" or time_input.startswith("sigma")):
+            why = (
+                f"prediction {prediction!r}"
+                if prediction != "eps"
+                else f"time_input {time_input!r}"
+            )
+            raise ValueError(f"{why} needs schedule= (the schedule the network was trained on)")
+        self.schedule = get_schedule(schedule) if schedule is not None else None
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         params = next(iter(net.parameters()), None)
@@ -70,10 +104,33 @@ class NetworkModel:
         """The time input the network was trained with, for odebench time t."""
         if self.time_input == "t":
             return t * self.time_scale
+        if self.time_input == "sigma":
+            return self.schedule.sigma(t) * self.time_scale
+        if self.time_input == "sigma-tilde":
+            return self.schedule.sigma_tilde(t) * self.time_scale
         shift = 1.0 if self.time_input == "index" else 2.0
         return t * self.T - shift
 
     def __call__(self, x: torch.Tensor, t) -> torch.Tensor:
+        """eps at (x, t): the network's output, converted by ``to_eps`` unless it is eps."""
+        out, t = self._evaluate(x, t)
+        return (
+            out if self.prediction == "eps" else to_eps(self.prediction, out, x, t, self.schedule)
+        )
+
+    def native(self, x: torch.Tensor, t) -> torch.Tensor:
+        """The network's own output (its prediction kind) at (x, t), in x's dtype."""
+        return self._evaluate(x, t)[0]
+
+    def x0(self, x: torch.Tensor, t) -> torch.Tensor:
+        """The data prediction E[x0 | x_t = x] from the network's output (needs the schedule)."""
+        if self.schedule is None:
+            raise ValueError(f"{self.name}: x0 needs the network's schedule= (none was given)")
+        out, t = self._evaluate(x, t)
+        return to_x0(self.prediction, out, x, t, self.schedule)
+
+    def _evaluate(self, x: torch.Tensor, t) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the network's output in x's dtype and device, t as a float64 batch of times)."""
         t = torch.as_tensor(t, dtype=torch.float64)
         if t.ndim == 0:
             t = t.expand(x.shape[0])
@@ -81,7 +138,11 @@ class NetworkModel:
             raise ValueError(f"t must be a scalar or ({x.shape[0]},), got {tuple(t.shape)}")
         self.calls += 1
         self.samples += x.shape[0]
-        xin = x.to(device=self.device, dtype=self.dtype)
+        if self.prediction == "denoiser":  # EDM's D(x / alpha; sigma / alpha)
+            alpha = self.schedule.alpha(t).to(device=x.device, dtype=x.dtype)
+            xin = (x / per_sample(alpha, x)).to(device=self.device, dtype=self.dtype)
+        else:
+            xin = x.to(device=self.device, dtype=self.dtype)
         if self.input_shape is not None:  # e.g. flat (B, 64) states for an 8x8 image network
             xin = xin.reshape(x.shape[0], *self.input_shape)
         tin = self.network_time(t).to(device=self.device, dtype=self.dtype)
@@ -91,19 +152,20 @@ class NetworkModel:
             outs = [
                 self.net(xin[i : i + step], tin[i : i + step]) for i in range(0, x.shape[0], step)
             ]
-        eps = torch.cat(outs) if len(outs) > 1 else outs[0]
-        if self.input_shape is not None and eps.shape == xin.shape:
-            eps = eps.reshape(x.shape)
-        if eps.shape != x.shape:
+        out = torch.cat(outs) if len(outs) > 1 else outs[0]
+        if self.input_shape is not None and out.shape == xin.shape:
+            out = out.reshape(x.shape)
+        if out.shape != x.shape:
             raise ValueError(
-                f"{self.name}: network returned shape {tuple(eps.shape)} for x "
+                f"{self.name}: network returned shape {tuple(out.shape)} for x "
                 f"of shape {tuple(x.shape)}"
             )
-        eps = eps.to(device=x.device, dtype=x.dtype)
-        return eps.clone() if eps.is_inference() else eps  # usable outside inference mode
+        out = out.to(device=x.device, dtype=x.dtype)
+        return (out.clone() if out.is_inference() else out), t  # usable outside inference mode
 
     def __repr__(self) -> str:
+        predicts = "" if self.prediction == "eps" else f" prediction={self.prediction!r}"
         return (
-            f"<NetworkModel {self.name!r} time_input={self.time_input!r} "
+            f"<NetworkModel {self.name!r}{predicts} time_input={self.time_input!r} "
             f"device={self.device} dtype={self.dtype}>"
         )
