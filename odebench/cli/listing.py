@@ -45,7 +45,9 @@ def cmd_list() -> None:
     print("\nTime grids (odebench.timesteps spacing=...):")
     _print_rows(("spacing", "description"), list(grids.SPACINGS.items()))
     print("\nShipped networks (odebench.models.load(name); studies: model = name or trained):")
-    _print_rows(("name", "problem", "schedule", "time input", "parameters"), _network_rows())
+    _print_rows(
+        ("name", "problem", "schedule", "predicts", "time input", "parameters"), _network_rows()
+    )
 
 
 def _network_rows() -> list[tuple[str, ...]]:
@@ -60,6 +62,7 @@ def _network_rows() -> list[tuple[str, ...]]:
                 name,
                 card.get("problem", card["data"]),
                 card["schedule"],
+                card.get("parametrization", "eps"),
                 card["time_input"],
                 f"{params:,}" if params else "-",
             )
