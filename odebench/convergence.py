@@ -16,20 +16,69 @@ from collections.abc import Sequence
 import torch
 
 from ._tensor import DTYPE
-from .grids import timesteps
+from .grids import shifted, timesteps
 from .metrics import max_error, path_error, rms_error
+from .models import from_prediction
 from .reference import Reference, reference, union_times
 from .schedules import Schedule
 from .solvers import Solver, solve
+
+#: Where a study starts when the schedule's end has alpha = 0 (flow matching at t = 1, where
+#: eps = x says nothing about x0): sigma / alpha = 80, EDM's sigma_max (Karras et al. 2022),
+#: which is t = 80/81 under flow matching and the end t = 1 of the "ve" schedule.
+SIGMA_TILDE_START = 80.0
 
 #: Times at which local errors are measured (those inside (t_min, t_max) are used).
 LOCAL_T0 = (0.8, 0.4, 0.1, 0.01, 0.001)
 
 
+def start_time(schedule: Schedule, t_max: float) -> float:
+    """``t_max`` capped at the schedule's start: its end ``t_hi``, or, where alpha vanishes
+    there (t = 1 under flow matching), the time where sigma / alpha = ``SIGMA_TILDE_START``."""
+    hi = float(schedule.t_hi)
+    if float(schedule.alpha(hi)) == 0.0:
+        hi = float(schedule.t_from_sigma_tilde(SIGMA_TILDE_START))
+    return min(float(t_max), hi)
+
+
+def exact_model(problem, kind: str):
+    """The eps model a solver sees when the analytic problem's exact ``kind`` prediction
+    ("eps", "x0", "v", "velocity", "denoiser") is the model: converted by
+    ``models.from_prediction``, exact to round-off. "eps" is ``problem.eps`` itself."""
+    if kind == "eps":
+        return problem.eps
+    return from_prediction(problem.prediction(kind), kind, problem.schedule)
+
+
+def unshifted(t: float, shift: float) -> float:
+    """Inverse of the flow-matching time shift t -> s t / (1 + (s - 1) t)."""
+    return t / (shift - (shift - 1.0) * t)
+
+
 def ladder_grids(
-    steps: Sequence[int], spacing: str, t_max: float, t_min: float, schedule: Schedule
+    steps: Sequence[int],
+    spacing: str,
+    t_max: float,
+    t_min: float,
+    schedule: Schedule,
+    shift: float = 1.0,
 ) -> dict[int, torch.Tensor]:
-    return {int(n): timesteps(int(n), spacing, t_max, t_min, schedule=schedule) for n in steps}
+    """One grid per step count from t_max to t_min.
+
+    ``shift`` != 1 moves the nodes by SD3's time shift (Esser et al. 2024) and keeps the ends:
+    the spacing is laid between the unshifted ends, then shifted, so every shift solves the
+    same problem (same x_T, same end time) and only the nodes differ."""
+    if shift == 1.0:
+        return {int(n): timesteps(int(n), spacing, t_max, t_min, schedule=schedule) for n in steps}
+    if not (math.isfinite(shift) and shift > 0):
+        raise ValueError(f"shift must be a positive number, got {shift!r}")
+    top, low = unshifted(t_max, shift), unshifted(t_min, shift)
+    grids = {}
+    for n in steps:
+        ts = shifted(timesteps(int(n), spacing, top, low, schedule=schedule), shift)
+        ts[0], ts[-1] = t_max, t_min
+        grids[int(n)] = ts
+    return grids
 
 
 def global_errors(

@@ -60,7 +60,7 @@ GRID = {
 }
 OPTIONS = {
     "n_samples": fields.n_samples(64),
-    "t_max": fields.T_MAX,
+    "t_max": fields.START,
     "ref_tol": fields.ref_tol(1e-12),
     "device": fields.DEVICE,
 }
@@ -71,7 +71,7 @@ def run_cell(config: dict[str, Any]) -> list[dict[str, Any]]:
     with one_thread():
         sched = schedules.get(config["schedule"])
         prob = problems.get(config["problem"], sched)
-        t_max = min(float(config["t_max"]), sched.t_hi)
+        t_max = convergence.start_time(sched, config["t_max"])
         t_min, spacing = float(config["t_min"]), config["spacing"]
         if not t_min < t_max:
             raise ValueError(f"t_min {t_min:g} must be below t_max {t_max:g}")

@@ -1,8 +1,13 @@
 """The "orders" study: measured convergence orders against declared ones.
 
 A cell is one (problem, schedule, t_min, spacing, seed); inside it, one reference serves every
-solver and every step count of the ladder. Rows are tidy: one per (solver, steps) in global
-mode, one per (solver, t0, h) in local mode. ``summarize`` fits the order of each solver
+prediction kind, grid shift, solver and step count of the ladder. Rows are tidy: one per
+(solver, steps) in global mode, one per (solver, t0, h) in local mode; the columns
+``prediction`` and ``shift`` appear only when a study asks for other than eps and no shift.
+The exact model may predict any kind (``prediction``: the solver sees the eps converted by
+``models.from_prediction``), so the orders under flow matching with a velocity model are
+measured as a flow-matching user runs them; t_max is capped where the schedule can start
+(``convergence.start_time``: t = 80/81 under flow). ``summarize`` fits the order of each solver
 (least squares over an automatic window, 95% CI, R^2, local slopes) and gives the verdict
 against the solver's declared order.
 """
@@ -35,6 +40,8 @@ GRID = {
     "problem": fields.PROBLEM,
     "model": fields.MODEL,
     "schedule": fields.SCHEDULE,
+    "prediction": fields.PREDICTION,
+    "shift": fields.SHIFT,
     "solver": fields.solver(help="solvers to measure"),
     "steps": fields.steps(DEFAULT_STEPS),
     "t_min": fields.t_min([0.1]),
@@ -49,41 +56,64 @@ OPTIONS = {
         choices=["global", "local"],
         help="global (end-point) or local (one step) errors",
     ),
-    "t_max": fields.T_MAX,
+    "t_max": fields.START,
     "device": fields.DEVICE,
     "ref_tol": fields.ref_tol(1e-12),
 }
 
 
 def run_cell(config: dict[str, Any]) -> list[dict[str, Any]]:
-    """All solvers of the ladder on one (problem, schedule, t_min, spacing, seed)."""
+    """All predictions, shifts and solvers of the ladder on one (problem, schedule, t_min,
+    spacing, seed), against one reference."""
     with one_thread():
         sched = schedules.get(config["schedule"])
         prob = problems.get(config["problem"], sched)
-        t_max = min(float(config["t_max"]), sched.t_hi)
+        t_max = convergence.start_time(sched, config["t_max"])
         t_min = float(config["t_min"])
         if not t_min < t_max:
             raise ValueError(f"t_min {t_min:g} must be below t_max {t_max:g}")
+        kinds = list(config.get("prediction", ["eps"]))
+        shifts = [float(s) for s in config.get("shift", [1.0])]
         gen = torch.Generator().manual_seed(int(config["seed"]))
         x_T = prob.sample_marginal(int(config["n_samples"]), t_max, gen)
         tol = float(config["ref_tol"])
         net = eps_model(config.get("model", "exact"), prob, sched, config.get("device", "cpu"))
-        eps = prob.eps if net is None else net
+        if net is not None and kinds != ["eps"]:
+            raise ValueError(
+                f"prediction {', '.join(kinds)} needs model = exact: a network's output is its own"
+            )
+        models = {k: convergence.exact_model(prob, k) if net is None else net for k in kinds}
+        tags = {k: ({"prediction": k} if kinds != ["eps"] else {}) for k in kinds}
         rows: list[dict[str, Any]] = []
         if config["mode"] == "local":
+            if shifts != [1.0]:
+                raise ValueError("shift moves the grids of global errors; local mode has none")
             plan = convergence.local_plan(t_max, t_min, T=getattr(sched, "T", None))
             if not plan:
                 raise ValueError(f"no local-error time t0 lies in ({t_min:g}, {t_max:g})")
             ref = convergence.local_reference(prob, sched, x_T, plan, t_max, tol, model=net)
-            for name in config["solver"]:
-                for row in convergence.local_errors(solvers.get(name), eps, sched, ref, plan):
-                    rows.append({"solver": name, **row})
+            for k in kinds:
+                for name in config["solver"]:
+                    solver = solvers.get(name)
+                    for row in convergence.local_errors(solver, models[k], sched, ref, plan):
+                        rows.append({**tags[k], "solver": name, **row})
             return rows
-        grids = convergence.ladder_grids(config["steps"], config["spacing"], t_max, t_min, sched)
-        ref = convergence.global_reference(prob, sched, x_T, grids, tol, model=net)
-        for name in config["solver"]:
-            for row in convergence.global_errors(solvers.get(name), eps, sched, x_T, grids, ref):
-                rows.append({"solver": name, **row})
+        ladders = {
+            s: convergence.ladder_grids(
+                config["steps"], config["spacing"], t_max, t_min, sched, shift=s
+            )
+            for s in shifts
+        }
+        every = [g for grids in ladders.values() for g in grids.values()]
+        union = dict(enumerate(every))
+        ref = convergence.global_reference(prob, sched, x_T, union, tol, model=net)
+        for k in kinds:
+            for s, grids in ladders.items():
+                tag = {**tags[k], **({"shift": s} if shifts != [1.0] else {})}
+                for name in config["solver"]:
+                    solver = solvers.get(name)
+                    for row in convergence.global_errors(solver, models[k], sched, x_T, grids, ref):
+                        rows.append({**tag, "solver": name, **row})
         return rows
 
 
@@ -94,9 +124,7 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
 
 def plot(df: pd.DataFrame, summary: pd.DataFrame | None, folder: Path) -> list[Path]:
     """The figures, and the summary as a Markdown table (orders_table.md) for the README."""
-    from ..plots.orders import plot_orders
-
-    paths = plot_orders(df, summary, folder, cell_keys=CELL_KEYS)
+    paths = _figures(df, summary, Path(folder))
     if summary is not None and "error_at_50" in summary.columns:
         table = Path(folder) / "orders_table.md"
         table.write_text(markdown_table(summary))
@@ -105,6 +133,35 @@ def plot(df: pd.DataFrame, summary: pd.DataFrame | None, folder: Path) -> list[P
         table = Path(folder) / "orders_local_table.md"
         table.write_text(local_markdown_table(summary))
         paths.append(table)
+    return paths
+
+
+#: Axes whose values share one figure name: a study that varies one gets a sub-folder of
+#: figures per variant (e.g. ``prediction-velocity_shift-3_spacing-karras/``).
+VARIANT_KEYS = ("prediction", "shift", "spacing")
+
+
+def _figures(df: pd.DataFrame, summary: pd.DataFrame | None, folder: Path) -> list[Path]:
+    from ..plots.orders import plot_orders
+
+    keys = [k for k in VARIANT_KEYS if k in df.columns and df[k].nunique() > 1]
+    if not keys:
+        return plot_orders(df, summary, folder, cell_keys=CELL_KEYS)
+    paths = []
+    for variant, part in df.groupby(keys, sort=False):
+        variant = variant if isinstance(variant, tuple) else (variant,)
+        sub = folder / "_".join(
+            f"{k}-{v:g}" if isinstance(v, float) else f"{k}-{v}"
+            for k, v in zip(keys, variant, strict=True)
+        )
+        sub.mkdir(parents=True, exist_ok=True)
+        picked = None
+        if summary is not None:
+            mask = pd.Series(True, index=summary.index)
+            for k, v in zip(keys, variant, strict=True):
+                mask &= summary[k] == v
+            picked = summary[mask]
+        paths += plot_orders(part, picked, sub, cell_keys=CELL_KEYS)
     return paths
 
 
@@ -132,7 +189,11 @@ def local_markdown_table(summary: pd.DataFrame) -> str:
 def markdown_table(summary: pd.DataFrame) -> str:
     """Measured order [95% CI] per solver (columns) and cell (rows), verdicts marked."""
     names = list(dict.fromkeys(summary["solver"]))
-    keys = [k for k in ("problem", "model", "schedule", "t_min") if k in summary.columns]
+    keys = [
+        k
+        for k in ("problem", "model", "schedule", "prediction", "shift", "t_min", "spacing")
+        if k in summary.columns and (k != "spacing" or summary[k].nunique() > 1)
+    ]
     head = keys + [f"{n} ({solvers.get(n).order})" for n in names]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for cell, g in summary.groupby(keys, sort=False):
@@ -169,7 +230,7 @@ KIND = StudyKind(
     name="orders",
     grid=GRID,
     options=OPTIONS,
-    ladder_axes=("solver", "steps"),
+    ladder_axes=("prediction", "shift", "solver", "steps"),
     run_cell=run_cell,
     version="1",
     summarize=summarize,

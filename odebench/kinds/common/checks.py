@@ -32,6 +32,11 @@ def start_time(value: float) -> str | None:
     return None if 0 < value <= 1 else "in (0, 1]"
 
 
+def grid_shift(value: float) -> str | None:
+    """Flow-matching time shifts: positive and finite (1 leaves the grid as it is)."""
+    return None if 0.0 < value < float("inf") else "must be positive and finite"
+
+
 def tolerance(value: float) -> str | None:
     """Tolerances of the adaptive reference: tight enough to judge the solvers."""
     return None if 0.0 < value < 1e-6 else "must lie in (0, 1e-6)"

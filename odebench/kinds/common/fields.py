@@ -10,9 +10,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ... import problems, schedules
+from ...schedules.prediction import KINDS
 from ...study import REQUIRED, Field
 from .checks import (
     device,
+    grid_shift,
     in_unit,
     model_names,
     non_negative,
@@ -34,6 +36,29 @@ SCHEDULE = Field(str, choices=schedules.names, help="noise schedule")
 SEED = Field(int, default=[0], check=non_negative, help="seed of the start points")
 T_MAX = Field(
     float, default=1.0, check=start_time, help="start time, capped at the schedule's end"
+)
+#: t_max of the kinds that start where the schedule allows (``convergence.start_time``).
+START = Field(
+    float,
+    default=1.0,
+    check=start_time,
+    help="start time, capped at the schedule's end; where alpha = 0 there (flow matching at "
+    "t = 1) at sigma/alpha = 80 (EDM's sigma_max): t = 80/81",
+)
+#: The exact model's output kind (a ladder axis: one reference serves every kind).
+PREDICTION = Field(
+    str,
+    default=["eps"],
+    choices=KINDS,
+    help="what the exact model predicts (eps, x0, v, velocity, denoiser); solvers see the eps "
+    "converted from it",
+)
+#: SD3's time shift of the grid nodes, ends kept (a ladder axis).
+SHIFT = Field(
+    float,
+    default=[1.0],
+    check=grid_shift,
+    help="time shift s t / (1 + (s - 1) t) of the grid nodes (SD3: 3.0), ends kept; 1 = none",
 )
 DEVICE = Field(
     str,

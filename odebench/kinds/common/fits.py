@@ -19,8 +19,18 @@ from .report import cell_blocks, read_summary
 if TYPE_CHECKING:
     from ...study import StudyResult
 
-#: The cell axes of an order ladder, in the order the summary's columns take them.
-ORDER_CELL_KEYS = ["problem", "model", "schedule", "t_min", "spacing", "seed"]
+#: The cell axes of an order ladder, in the order the summary's columns take them
+#: (``prediction`` and ``shift`` only where a study varies them).
+ORDER_CELL_KEYS = [
+    "problem",
+    "model",
+    "schedule",
+    "prediction",
+    "shift",
+    "t_min",
+    "spacing",
+    "seed",
+]
 
 #: How a Markdown table marks a verdict next to the measured order.
 VERDICT_MARK = {
