@@ -26,7 +26,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from .. import problems, schedules, solvers
+from .. import convergence, problems, schedules, solvers
 from .._text import fixed_width
 from ..grids import timesteps
 from ..metrics import norm_band, norm_statistics, subspace_distance
@@ -110,7 +110,7 @@ def run_cell(config: dict[str, Any]) -> list[dict[str, Any]]:
     with one_thread():
         sched = schedules.get(config["schedule"])
         prob = problems.get(config["problem"], sched)
-        t_max = min(float(config["t_max"]), sched.t_hi)
+        t_max = convergence.start_time(sched, config["t_max"])
         t_min = float(config["t_min"])
         if not t_min < t_max:
             raise ValueError(f"t_min {t_min:g} must be below t_max {t_max:g}")
