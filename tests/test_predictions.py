@@ -92,7 +92,11 @@ def test_flow_noise_end_is_exact_in_the_direct_forms():
     torch.testing.assert_close(velocity.native(x, 1.0), x - mean, rtol=1e-14, atol=1e-14)
     torch.testing.assert_close(velocity.x0(x, 1.0), mean.expand(4, 2), rtol=1e-14, atol=1e-14)
     eps_model = ob.models.from_prediction(prob.eps, "eps", s)
-    assert not bool(torch.isfinite(eps_model.x0(x, 1.0)).all())
+    with pytest.raises(ValueError, match="0 / 0 where alpha = 0"):
+        eps_model.x0(x, 1.0)
+    x0_model = ob.models.from_prediction(prob.x0_pred, "x0", s)
+    with pytest.raises(ValueError, match="0 / 0 where sigma = 0"):
+        x0_model(x, 0.0)
 
 
 def test_unknown_kinds_and_bad_models_are_refused():

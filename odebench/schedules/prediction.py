@@ -14,7 +14,7 @@ Each pair (x, prediction) determines (x0, eps) by a 2x2 linear solve; these are 
 here once. The determinants are alpha^2 + sigma^2 for "v" and alpha sigma' - sigma alpha'
 = alpha c_eps for "velocity" (1 under flow matching). Where a conversion divides by a quantity
 that vanishes (eps from x0 where sigma = 0, x0 from eps where alpha = 0) it is ill-posed, and
-the result is inf or nan rather than a silent number; the direct forms (``to_x0`` of an "x0",
+it raises ValueError rather than return nan; the direct forms (``to_x0`` of an "x0",
 "velocity" or "denoiser" output) stay exact there.
 """
 
@@ -60,6 +60,7 @@ def to_eps(kind: str, out: torch.Tensor, x: torch.Tensor, t, sched: Schedule) ->
     if check_kind(kind) == "eps":
         return out
     if kind in ("x0", "denoiser"):
+        _refuse_zero(s, f"eps from an {kind} prediction", "sigma")
         return (x - a * out) / s
     if kind == "v":
         return (a * out + s * x) / (a * a + s * s)
@@ -72,10 +73,16 @@ def to_x0(kind: str, out: torch.Tensor, x: torch.Tensor, t, sched: Schedule) -> 
     if check_kind(kind) in ("x0", "denoiser"):
         return out
     if kind == "eps":
+        _refuse_zero(a, "x0 from an eps prediction", "alpha")
         return (x - s * out) / a
     if kind == "v":
         return (a * x - s * out) / (a * a + s * s)
     return (ds * x - s * out) / (a * ds - s * da)
+
+
+def _refuse_zero(c: torch.Tensor, what: str, name: str) -> None:
+    if bool((c == 0).any()):
+        raise ValueError(f"{what} is 0 / 0 where {name} = 0: the prediction does not determine it")
 
 
 def from_pair(kind: str, x0: torch.Tensor, eps: torch.Tensor, x: torch.Tensor, t, sched: Schedule):
