@@ -9,15 +9,26 @@ returns the states of the exact ODE solution through x_T at a set of times, from
 - an adaptive DOP853 solve in lambda (where the ODE is smooth) at a tight tolerance; its
   accuracy is measured against a second, independent adaptive solve in sigma_tilde.
 
+A start where alpha = 0 (flow matching's t = 1: lambda = -inf, eps = x carries no information
+about x0) is singular in both. There the first piece, down to the later of times[1] and
+lambda = 0, is integrated where the ODE is regular, with the direct x0 prediction (exact at
+alpha = 0): in t, dx/dt = alpha' x0 + sigma' eps (the velocity; eps = (x - alpha x0) / sigma),
+and independently in u = alpha / sigma = e^lambda with the state y = x / sigma,
+dy/du = x0 (Lu et al. 2022, DPM-Solver++'s data form), both adaptive DOP853; each continues
+from its own state as above.
+
 ``accuracy[k]`` is the RMS over samples of the distance between the two at times[k]. Callers
 flag measurements whose error is not at least ``RELIABILITY_FACTOR`` times larger.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
+from scipy.integrate import solve_ivp
 
 from ._tensor import DTYPE
 from .metrics import rms_error
@@ -80,6 +91,8 @@ def reference(
     """
     times = times.to(DTYPE)
     flow = getattr(problem, "flow", None) if model is None else None
+    if flow is None and float(schedule.alpha(times[0])) == 0.0:
+        return _from_pure_noise(problem, schedule, x_T, times, tol, model)
     if flow is not None:
         states = torch.stack([flow(x_T, times[0], t) for t in times])
         second = torch.stack([_composed_flow(flow, schedule, x_T, times[0], t) for t in times])
@@ -113,3 +126,96 @@ def _composed_flow(flow, schedule: Schedule, x: torch.Tensor, s, t) -> torch.Ten
         return x
     mid = 0.5 * (torch.as_tensor(s, dtype=DTYPE) + torch.as_tensor(t, dtype=DTYPE))
     return flow(flow(x, s, mid), mid, t)
+
+
+def _x0_function(problem, model):
+    """The direct data prediction: ``model.x0`` (a PredictionModel) or ``problem.x0_pred``."""
+    if model is None:
+        return problem.x0_pred
+    x0 = getattr(model, "x0", None)
+    if x0 is None:
+        raise ValueError(
+            "a reference from alpha = 0 needs the model's direct x0 prediction (model.x0, e.g. "
+            "ob.models.from_prediction): eps alone carries no information about x0 there"
+        )
+    return x0
+
+
+def _first_piece(x0_fn, schedule: Schedule, x: torch.Tensor, times: list[float], tol, how):
+    """States at ``times`` (decreasing, times[0] where alpha = 0) by an adaptive DOP853 solve
+    in t on the velocity (``how = "t"``) or in u = e^lambda on y = x / sigma (``"u"``)."""
+    shape = x.shape
+
+    def tensor(y: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(y.copy()).reshape(shape).to(DTYPE)
+
+    def t_of(u: float) -> torch.Tensor:
+        lam = math.log(u) if u > 0 else -math.inf
+        return schedule.t_from_lambda(torch.tensor(lam, dtype=DTYPE)).to(DTYPE)
+
+    if how == "t":
+
+        def fun(t: float, y: np.ndarray) -> np.ndarray:
+            tt = torch.tensor(t, dtype=DTYPE)
+            a, s = schedule.alpha(tt), schedule.sigma(tt)
+            xs = tensor(y)
+            x0 = x0_fn(xs, tt)
+            eps = (xs - a * x0) / s
+            v = schedule.alpha_deriv(tt) * x0 + schedule.sigma_deriv(tt) * eps
+            return v.reshape(-1).numpy()
+
+        grid, y0 = times, x.reshape(-1).numpy()
+    else:
+
+        def fun(u: float, y: np.ndarray) -> np.ndarray:
+            tt = t_of(u)
+            return x0_fn(tensor(y) * schedule.sigma(tt), tt).reshape(-1).numpy()
+
+        grid = [0.0] + [
+            math.exp(float(schedule.lambda_(torch.tensor(t, dtype=DTYPE)))) for t in times[1:]
+        ]
+        y0 = (x / schedule.sigma(torch.tensor(times[0], dtype=DTYPE))).reshape(-1).numpy()
+    sol = solve_ivp(
+        fun, (grid[0], grid[-1]), y0, method="DOP853", t_eval=grid[1:], rtol=tol, atol=tol
+    )
+    if sol.status != 0 or np.asarray(sol.y).shape[-1] != len(grid) - 1:
+        raise RuntimeError(f"the adaptive reference solve from alpha = 0 (in {how}) failed")
+    out = [x]
+    for k, t in enumerate(times[1:]):
+        y = tensor(sol.y[:, k])
+        out.append(y if how == "t" else y * schedule.sigma(torch.tensor(t, dtype=DTYPE)))
+    return out, sol.nfev
+
+
+def _from_pure_noise(problem, schedule, x_T, times, tol, model) -> Reference:
+    x0_fn = _x0_function(problem, model)
+    eps = model if model is not None else problem.eps
+    tl = [float(t) for t in times]
+    if len(tl) == 1:
+        return Reference(times, x_T[None].to(DTYPE), torch.zeros(1), "start", "start", 0)
+    # the first piece ends at times[1] or, where that is further, at lambda = 0
+    t_switch = max(float(schedule.t_from_lambda(torch.tensor(0.0, dtype=DTYPE))), tl[1])
+    head = [t for t in tl if t > t_switch] + [t_switch]
+    tail = [t for t in tl if t < t_switch]
+    plans = ("t", "DOP853", "lambda"), ("u", "DOP853", "sigma_tilde")
+    if tail and float(schedule.sigma(torch.tensor(tail[-1], dtype=DTYPE))) == 0.0:
+        plans = ("t", "DOP853", "sigma_tilde"), ("u", "RK45", "sigma_tilde")
+    chains, nfe = [], 0
+    for how, method, variable in plans:
+        states, n = _first_piece(x0_fn, schedule, x_T.to(DTYPE), head, tol, how)
+        nfe += n
+        if tail:
+            pf = AdaptiveReference(rtol=tol, atol=tol, method=method, variable=variable)
+            grid = torch.tensor([t_switch, *tail], dtype=DTYPE)
+            sol = solve(pf, eps, schedule, states[-1], grid, trajectory=True)
+            if sol.diverged:
+                raise RuntimeError(f"the adaptive reference solve ({method} in {variable}) failed")
+            nfe += sol.nfe
+            states = states + list(sol.trajectory[1:])
+        keep = [i for i, t in enumerate(head + tail) if t in tl]
+        chains.append(torch.stack([states[i] for i in keep]))
+    acc = torch.tensor([rms_error(a, b) for a, b in zip(chains[0], chains[1], strict=True)])
+    first, second = (
+        f"DOP853 in {h} from alpha = 0, then pf {m} in {v}, tol {tol:g}" for h, m, v in plans
+    )
+    return Reference(times, chains[0], acc, first, second, nfe)

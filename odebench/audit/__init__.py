@@ -5,7 +5,9 @@
     print(report.card())          # the report card
     report.findings               # short strings naming each departure from the claim
 
-Adapters (:mod:`.adapters`) drive the scheduler exactly as a pipeline does; probes
+Interfaces (:mod:`.interfaces`) choose the path (VP table, flow matching, EDM) and the model
+output (eps, x0, v, velocity, EDM's raw output) each scheduler expects; adapters
+(:mod:`.adapters`) drive the scheduler exactly as a pipeline does; probes
 (:mod:`.probes`) read where its states are in time and whether it computes in float64;
 :mod:`.measure` runs the step ladder against exact solutions; :mod:`.report` fits orders,
 names findings and writes the CSV, card and figure; :mod:`.cli` is the ``odebench audit``

@@ -5,18 +5,23 @@ A diffusers scheduler is driven by this loop (``StableDiffusionPipeline`` and fr
     sch = Cls.from_config(config); sch.set_timesteps(N)
     x = noise * sch.init_noise_sigma
     for t in sch.timesteps:
-        eps = unet(sch.scale_model_input(x, t), t)
-        x = sch.step(eps, t, x).prev_sample
+        out = net(sch.scale_model_input(x, t), t)
+        x = sch.step(out, t, x).prev_sample
 
-:func:`drive` runs that loop unchanged, with odebench's exact eps in place of the UNet. The
+:func:`drive` runs that loop unchanged, with odebench's exact model output in place of the
+UNet: what the scheduler expects on the path it is written for (:mod:`.interfaces`: eps, x0
+or v on a VP table, the velocity under flow matching, EDM's preconditioned raw output). The
 model is *instrumented*: every call records the timestep the scheduler passed, the odebench
-time it means (training index i sits at t = (i + 1) / T, odebench's discrete convention) and
-the input scaling c_in (model input = c_in * state). The model input is what a network
-trained on x_t = alpha x0 + sigma n sees, so it is the VP state: schedulers in the VP
-variable (DDIM, PNDM, DPM-Solver, UniPC, DEIS) have c_in = 1; the k-diffusion ports (Euler,
-Heun, LMS, KDPM2) keep x / alpha and scale by c_in = 1 / sqrt(sigma^2 + 1). The loop starts
-from odebench's VP sample x_T at the first evaluated time, mapped into the scheduler's state
-by 1 / c_in; the final state is mapped back by the c_in of the final sigma.
+time it means (VP: training index i sits at t = (i + 1) / T, odebench's discrete convention;
+flow matching: t = timestep / T; EDM: t = exp(4 timestep) / sigma_max) and the input scaling
+(model input = c * state). The network reads its input as c_in(t) times the interpolant's x
+(c_in = 1 except EDM's 1 / sqrt(sigma^2 + sigma_data^2)). On a VP table schedulers in the VP
+variable (DDIM, PNDM, DPM-Solver, UniPC, DEIS) have c = 1; the k-diffusion ports (Euler,
+Heun, LMS, KDPM2) keep x / alpha and scale by c = 1 / sqrt(sigma^2 + 1). The loop starts
+from odebench's sample x_T at the first evaluated time, mapped into the scheduler's state
+by c_in / c; the final state is mapped back by the c of the final sigma (1 where the
+scheduler's state is the interpolant's x). Flow-matching schedulers have no
+``scale_model_input``: their pipelines pass the state as it is.
 
 Nothing in the scheduler is changed: its own (float32) tables, its own rounding. An exception
 inside ``from_config``, ``set_timesteps`` or ``step``, or a non-finite state, ends the run
@@ -37,6 +42,7 @@ from typing import Any
 import torch
 
 from .._tensor import DTYPE
+from .interfaces import Interface, decode, legacy
 
 #: How odebench's discrete tables are written in a diffusers config.
 DIFFUSERS_SCHEDULES: dict[str, dict[str, Any]] = {
@@ -99,8 +105,13 @@ def parse_config(text: str | dict | None) -> dict[str, Any]:
     return value
 
 
+#: Keys of a user config that are set_timesteps arguments, not config entries.
+SET_TIMESTEPS_KEYS = ("mu",)
+
+
 def base_config(schedule: str, T: int = 1000) -> dict[str, Any]:
-    """The config odebench gives every scheduler: the table of ``schedule``, eps prediction."""
+    """The config odebench gives every VP-table scheduler: the table of ``schedule``, eps
+    prediction (flow-matching and EDM classes keep their own defaults)."""
     if schedule not in DIFFUSERS_SCHEDULES:
         raise ValueError(
             f"the audit runs on a discrete table diffusers also knows: "
@@ -148,6 +159,7 @@ class Trace:
     c_start: float = math.nan
     c_end: float = math.nan
     init_noise_sigma: float = math.nan
+    state_kind: str = ""
     scheduler: Any = None
 
     @property
@@ -178,9 +190,17 @@ def _prev_sample(out: Any) -> torch.Tensor:
     return out
 
 
+def scale_input(sch: Any, x: torch.Tensor, timestep: Any) -> torch.Tensor:
+    """The network input: ``sch.scale_model_input(x, t)``, or x for the schedulers without one
+    (the flow-matching classes: their pipelines pass the state as it is)."""
+    scale = getattr(sch, "scale_model_input", None)
+    return x if scale is None else scale(x, timestep)
+
+
 def final_scale(sch: Any, state_kind: str, last_timestep: Any) -> float:
-    """c_in of the final state: 1 in VP; 1 / sqrt(sigma_end^2 + 1) for sigma-scaled states."""
-    if state_kind == "vp":
+    """c_in of the final state: 1 when the state is the interpolant's x; 1 / sqrt(sigma_end^2
+    + 1) for the k-diffusion ports' sigma-scaled VP states."""
+    if state_kind != "sigma-scaled":
         return 1.0
     sigmas = getattr(sch, "sigmas", None)
     if sigmas is not None and len(sigmas):
@@ -190,57 +210,80 @@ def final_scale(sch: Any, state_kind: str, last_timestep: Any) -> float:
     return _scale(sch.scale_model_input(probe, last_timestep), probe)
 
 
+def state_kind(iface: Interface, c_start: float, t_start: float) -> str:
+    """ "vp" (VP state), "sigma-scaled" (x / alpha), or the interpolant's name ("flow", "ve")
+    when the scheduler's state is the interpolant's x; "unknown" otherwise."""
+    native = abs(c_start / iface.c_in(t_start) - 1.0) < 1e-6
+    if iface.interpolant == "vp":
+        return "vp" if abs(c_start - 1.0) < 1e-12 else "sigma-scaled"
+    return iface.interpolant if native else "unknown"
+
+
 def drive(
     factory: Callable[[], Any],
     steps: int,
     start: Callable[[float], torch.Tensor],
-    eps: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    model: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     T: int = 1000,
     *,
     keep_inputs: bool = True,
+    interface: Interface | None = None,
 ) -> Trace:
     """Run the pipeline loop for ``steps`` inference steps; never raises for the scheduler.
 
-    ``start(t)`` returns the VP start state at odebench time t (the first evaluated time);
-    ``eps(x, t)`` is the model in odebench time.
+    ``start(t)`` returns the start state (the interpolant's x) at odebench time t (the first
+    evaluated time); ``model(x, t)`` is the network's output for state x at odebench time t
+    (eps on the VP table by default; what ``interface`` expects otherwise). ``inputs`` keep the
+    states the network reads (its input divided by the interface's c_in).
     """
+    iface = interface if interface is not None else legacy(T)
     trace = Trace(steps=steps)
     stage = "from_config"
     try:
         sch = factory()
         trace.scheduler = sch
         stage = "set_timesteps"
-        sch.set_timesteps(steps)
+        sch.set_timesteps(steps, **iface.set_kwargs)
         timesteps = list(sch.timesteps)
         if not timesteps:
             trace.status = "error: set_timesteps gave no timesteps"
             return trace
         t0 = timesteps[0]
-        trace.t_start = (float(t0) + 1.0) / T
+        trace.t_start = iface.time(t0)
+        if not 0.0 <= trace.t_start <= 1.0:
+            trace.status = (
+                f"error: first timestep {float(t0):g} is t={trace.t_start:g}, outside [0, 1]"
+            )
+            return trace
         x_T = start(trace.t_start)
         stage = "scale_model_input"
-        trace.c_start = _scale(copy.deepcopy(sch).scale_model_input(x_T.clone(), t0), x_T)
+        trace.c_start = _scale(scale_input(copy.deepcopy(sch), x_T.clone(), t0), x_T)
         if not math.isfinite(trace.c_start) or trace.c_start <= 0:
             trace.status = "error: scale_model_input is not a positive scaling of the state"
             return trace
+        kind = state_kind(iface, trace.c_start, trace.t_start)
+        trace.state_kind = kind
+        if kind == "unknown":
+            trace.status = "error: scale_model_input is not the network's input scaling"
+            return trace
         trace.init_noise_sigma = float(getattr(sch, "init_noise_sigma", 1.0))
         trace.x_start = x_T
-        x = x_T / trace.c_start
-        state_kind = "vp" if abs(trace.c_start - 1.0) < 1e-12 else "ve"
+        x = x_T / (trace.c_start / iface.c_in(trace.t_start))
         for k, ts in enumerate(timesteps, start=1):
             stage = f"step {k}"
-            inp = sch.scale_model_input(x, ts)
-            t = (float(ts) + 1.0) / T
+            inp = scale_input(sch, x, ts)
+            t = iface.time(ts)
             trace.calls.append(Call(float(ts), t, _scale(inp, x)))
+            state = decode(iface, inp, t)
             if keep_inputs:
-                trace.inputs.append(inp.detach().to(DTYPE).clone())
-            e = eps(inp.to(DTYPE), torch.tensor(t, dtype=DTYPE))
-            x = _prev_sample(sch.step(e, ts, x))
+                trace.inputs.append(state.detach().clone())
+            out = model(state, torch.tensor(t, dtype=DTYPE))
+            x = _prev_sample(sch.step(out, ts, x))
             if not isinstance(x, torch.Tensor) or not bool(torch.isfinite(x).all()):
                 trace.status = f"nan at step {k}"
                 return trace
         stage = "final scaling"
-        trace.c_end = final_scale(sch, state_kind, timesteps[-1])
+        trace.c_end = final_scale(sch, kind, timesteps[-1])
         trace.x_raw = x.detach().to(DTYPE)
         trace.x_vp = trace.x_raw * trace.c_end
     except Exception as exc:  # a third-party failure is a result, not a crash

@@ -3,7 +3,9 @@
 For each N of the ladder the scheduler runs twice through :func:`.adapters.drive`: on the
 problem (default gaussian-lowrank, whose exact flow is the reference) from x_T, a sample of
 the marginal at the first evaluated time t_start; and on a point mass, whose states reveal
-their own times (:mod:`.probes`). Each row holds
+their own times (:mod:`.probes`). The problem lives on the scheduler's path: the VP table
+named by ``schedule``, or flow matching / EDM's VE for those classes (:mod:`.interfaces`).
+Each row holds
 
 - ``err_ode``: the output (mapped to VP) against the exact ODE solution from t_start to the
   *effective* end time t_end (the time the Dirac probe finds the output at);
@@ -34,7 +36,16 @@ from ..grids import timesteps
 from ..metrics import rms_error
 from ..reference import reference
 from . import probes
-from .adapters import Trace, base_config, drive, make_factory, parse_config, resolve
+from .adapters import (
+    SET_TIMESTEPS_KEYS,
+    Trace,
+    base_config,
+    drive,
+    make_factory,
+    parse_config,
+    resolve,
+)
+from .interfaces import Interface, choose, family
 from .nominal import Claim, nominal
 
 #: Step counts: divisors of T = 1000 and non-divisors, 10 to 700.
@@ -56,15 +67,25 @@ def parse_label(text: str) -> tuple[str, dict[str, Any]]:
 
 
 class Setup:
-    """The problem, schedule, start points and models shared by every run of an audit."""
+    """The problem, schedule, start points and models shared by every run of an audit; the
+    schedule and the model outputs are the scheduler's interface's (:mod:`.interfaces`)."""
 
-    def __init__(self, problem: str, schedule: str, n_samples: int, seed: int):
-        self.sched = schedules.get(schedule)
-        self.T = int(getattr(self.sched, "T", 0) or 0)
-        if not self.T:
+    def __init__(
+        self, problem: str, schedule: str, n_samples: int, seed: int, iface: Interface | None = None
+    ):
+        if iface is None:
+            iface = Interface("vp", schedules.get(schedule), "epsilon", "eps")
+        self.iface = iface
+        self.sched = iface.schedule
+        if iface.discrete and not getattr(self.sched, "T", None):
             raise ValueError(f"schedule {schedule!r} is not a discrete table")
+        self.T = int(getattr(self.sched, "T", None) or iface.T)
+        self.snap_T = self.T if iface.discrete else None
         self.prob = problems.get(problem, self.sched)
         self.dirac = problems.get("dirac", self.sched)
+        self.model = iface.network(self.prob)
+        self.dirac_model = iface.network(self.dirac)
+        self.karras_t_min = 1.0 / self.T
         self.n_samples, self.seed = int(n_samples), int(seed)
         self.noise = torch.randn(
             DIRAC_SAMPLES, 2, generator=torch.Generator().manual_seed(seed + 1), dtype=DTYPE
@@ -90,13 +111,15 @@ def _ref_states(setup: Setup, x_T: torch.Tensor, t0: float, times: list[float]):
 def _family_error(claim: Claim, setup: Setup, x_T, t0, t1, nfe, target) -> tuple[float, int]:
     if claim.family is None or not math.isfinite(t1) or nfe < 1:
         return math.nan, 0
+    if float(setup.sched.alpha(t0)) == 0.0:  # odebench's solvers do not start at alpha = 0
+        return math.nan, 0
     try:
         solver = solvers.get(claim.family, **claim.family_options)
         n = solver.steps_for_nfe(nfe)
         if claim.spacing == "karras" and t1 == 0.0:
             if n < 2:
                 return math.nan, 0
-            ts = timesteps(n - 1, "karras", t0, 1.0 / setup.T, schedule=setup.sched)
+            ts = timesteps(n - 1, "karras", t0, setup.karras_t_min, schedule=setup.sched)
             ts = torch.cat([ts, torch.zeros(1, dtype=DTYPE)])
         else:
             ts = timesteps(n, claim.spacing, t0, t1, schedule=setup.sched)
@@ -115,7 +138,7 @@ def measure_rung(
 ) -> dict[str, Any]:
     """One row of the ladder (see the module docstring)."""
     T = setup.T
-    main = drive(factory, steps, setup.start, setup.prob.eps, T)
+    main = drive(factory, steps, setup.start, setup.model, T, interface=setup.iface)
     row: dict[str, Any] = {
         "steps": steps,
         "divides_T": T % steps == 0,
@@ -130,10 +153,11 @@ def measure_rung(
         factory,
         steps,
         probes.dirac_start(setup.dirac, setup.sched, setup.noise),
-        setup.dirac.eps,
+        setup.dirac_model,
         T,
+        interface=setup.iface,
     )
-    times = probes.state_times(probe, setup.dirac, setup.sched, setup.noise, T)
+    times = probes.state_times(probe, setup.dirac, setup.sched, setup.noise, setup.snap_T)
     row.update(
         t_end=times["t_end"],
         max_gap=times["max_gap"],
@@ -202,11 +226,27 @@ def measure_rung(
     return row
 
 
+def _init_scale(base: Trace, setup: Setup) -> float:
+    """noise * init_noise_sigma over the start state's noise level (1 when the pipeline starts
+    right): the VP state is taken as unit noise, as it always was; flow and VE states have
+    noise level sigma(t_start) in the interpolant's x."""
+    scale = base.init_noise_sigma * base.c_start
+    if setup.iface.interpolant == "vp":
+        return scale
+    t0 = base.t_start
+    return scale / (setup.iface.c_in(t0) * float(setup.sched.sigma(torch.tensor(t0, dtype=DTYPE))))
+
+
 def measure_facts(factory, setup: Setup, steps: int) -> dict[str, Any]:
     """Per-audit facts at ``steps`` inference steps: determinism, float64, tables, config."""
     T = setup.T
-    base = drive(factory, steps, setup.start, setup.prob.eps, T, keep_inputs=False)
-    again = drive(factory, steps, setup.start, setup.prob.eps, T, keep_inputs=False)
+
+    def run(start) -> Trace:
+        return drive(
+            factory, steps, start, setup.model, T, keep_inputs=False, interface=setup.iface
+        )
+
+    base, again = run(setup.start), run(setup.start)
     facts: dict[str, Any] = {"probe_steps": steps, "probe_status": base.status}
     facts["stochastic_diff"] = probes.difference(base, again)
     direction = torch.randn(
@@ -223,17 +263,18 @@ def measure_facts(factory, setup: Setup, steps: int) -> dict[str, Any]:
 
         return start
 
-    small = drive(factory, steps, shifted(1.0), setup.prob.eps, T, keep_inputs=False)
-    large = drive(factory, steps, shifted(2.0), setup.prob.eps, T, keep_inputs=False)
+    small, large = run(shifted(1.0)), run(shifted(2.0))
     facts["linearity_defect"] = probes.linearity_defect(base, small, large)
     facts["x_scale"] = rms_error(base.x_raw, torch.zeros_like(base.x_raw)) if base.ok else 1.0
     facts["out_dtype"] = str(base.x_raw.dtype).replace("torch.", "") if base.ok else ""
-    facts["state_kind"] = "vp" if abs(base.c_start - 1.0) < 1e-12 else "sigma-scaled"
-    facts["init_scale"] = base.init_noise_sigma * base.c_start if base.ok else math.nan
+    facts["state_kind"] = base.state_kind or (
+        "vp" if abs(base.c_start - 1.0) < 1e-12 else "sigma-scaled"
+    )
+    facts["init_scale"] = _init_scale(base, setup) if base.ok else math.nan
     facts["init_noise_sigma"] = base.init_noise_sigma
     sch = base.scheduler
     if sch is not None:
-        facts.update(probes.table_facts(sch, setup.sched))
+        facts.update(probes.table_facts(sch, setup.sched, setup.iface.t_of_sigma))
         config = getattr(sch, "config", None)
         facts["effective_config"] = json.dumps(
             {k: v for k, v in dict(config or {}).items() if not k.startswith("_")},
@@ -268,22 +309,34 @@ def _measure(sampler, config, problem, schedule, steps, n_samples, seed, claim, 
     steps = sorted({int(n) for n in steps})
     if len(steps) < 3 or steps[0] < 1:
         raise ValueError(f"need at least 3 distinct positive step counts, got {steps}")
-    setup = Setup(problem, schedule, n_samples, seed)
-    full = {**base_config(schedule, setup.T), **user}
+    set_args = {k: user[k] for k in SET_TIMESTEPS_KEYS if k in user}
+    scheduler_config = {k: v for k, v in user.items() if k not in SET_TIMESTEPS_KEYS}
+    vp = family(cls, user) == "vp"
+    base = base_config(schedule, schedules.get(schedule).T or 1000) if vp else {}
+    full = {**base, **scheduler_config}
     factory = make_factory(cls, full)
     try:
         effective = dict(factory().config)
     except Exception:  # the failure shows in every row's status
         effective = full
+    iface = choose(cls, {**effective, **set_args}, schedule)
+    setup = Setup(problem, schedule, n_samples, seed, iface)
+    if iface.interpolant == "ve":
+        setup.karras_t_min = float(effective.get("sigma_min", 0.002)) / iface.schedule.sigma_max
     if claim is None:
         claim = nominal(cls.__name__, effective)
     facts = measure_facts(factory, setup, probe_steps)
+    path, output = iface.describe()
     facts.update(
         sampler=label(cls, user),
         scheduler_class=cls.__name__,
         user_config=json.dumps(user, sort_keys=True),
         problem=problem,
         schedule=schedule,
+        odebench_schedule=iface.schedule.name
+        + (f" (sigma_max {iface.schedule.sigma_max:g})" if iface.interpolant == "ve" else ""),
+        interpolant=path,
+        model_output=output,
         T=setup.T,
         n_samples=n_samples,
         seed=seed,

@@ -120,6 +120,36 @@ def _kdpm2(c: Mapping[str, Any]) -> Claim:
     )
 
 
+def _flow_euler(c: Mapping[str, Any]) -> Claim:
+    return Claim(
+        1,
+        "Euler in sigma on the flow-matching ODE (Esser et al. 2024, SD3): order 1; on this "
+        "path it is DDIM",
+        "ddim",
+    )
+
+
+def _flow_heun(c: Mapping[str, Any]) -> Claim:
+    return Claim(
+        2, "Heun in sigma on the flow-matching ODE (Karras et al. 2022 Alg. 1): order 2", "heun"
+    )
+
+
+def _edm_euler(c: Mapping[str, Any]) -> Claim:
+    return Claim(1, "Karras et al. 2022 (EDM): Euler in sigma, order 1", "ddim", spacing="karras")
+
+
+def _edm_dpm(c: Mapping[str, Any]) -> Claim:
+    k = _k(c)
+    family = {1: "ddim", 2: "dpm-solver++-2m"}.get(k, "dpm-solver++-3m")
+    return Claim(
+        k,
+        f"Lu et al. 2022 (DPM-Solver++) on EDM sigmas: multistep order {k} (solver_order)",
+        family,
+        spacing="karras",
+    )
+
+
 #: Nominal claims by class name; each entry reads the effective config.
 CLAIMS: dict[str, Callable[[Mapping[str, Any]], Claim]] = {
     "DDIMScheduler": _ddim,
@@ -132,6 +162,10 @@ CLAIMS: dict[str, Callable[[Mapping[str, Any]], Claim]] = {
     "HeunDiscreteScheduler": _heun,
     "LMSDiscreteScheduler": _lms,
     "KDPM2DiscreteScheduler": _kdpm2,
+    "FlowMatchEulerDiscreteScheduler": _flow_euler,
+    "FlowMatchHeunDiscreteScheduler": _flow_heun,
+    "EDMEulerScheduler": _edm_euler,
+    "EDMDPMSolverMultistepScheduler": _edm_dpm,
 }
 
 

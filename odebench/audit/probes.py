@@ -27,12 +27,16 @@ from ..metrics import rms_error
 from .adapters import Trace
 
 SNAP = 0.02  # in index units: a time this close to a knot j / T is that knot
+ZERO = 1e-6  # on a continuous schedule, a time below this is t = 0 (float32 round-off)
 
 
-def snap_time(t: float, T: int) -> float:
-    """t rounded to the knot j / T when within SNAP / T of it."""
+def snap_time(t: float, T: int | None) -> float:
+    """t rounded to the knot j / T when within SNAP / T of it (unchanged when T is None: a
+    continuous schedule has no knots)."""
     if not math.isfinite(t):
         return t
+    if not T:
+        return 0.0 if abs(t) < ZERO else t
     j = round(t * T)
     return j / T if abs(t * T - j) <= SNAP else t
 
@@ -69,17 +73,21 @@ def dirac_start(problem, sched, noise: torch.Tensor):
 
 def sigma_tilde_of_state(x: torch.Tensor, x0: torch.Tensor, noise: torch.Tensor) -> float:
     """sigma_tilde = c2 / c1 for a state x = c1 x0 + c2 noise of the Dirac probe (least
-    squares over the batch); |c2| is used, so round-off around sigma = 0 reads as ~0; nan
-    when c1 <= 0 (no longer a state of the probe's family)."""
+    squares over the batch); |c2| is used, so round-off around sigma = 0 reads as ~0; inf
+    when c1 is round-off next to c2 (pure noise: flow matching's t = 1); nan when c1 < 0 (no
+    longer a state of the probe's family)."""
     a = torch.stack([x0.expand_as(noise).reshape(-1), noise.reshape(-1)], dim=1).to(DTYPE)
     coef = torch.linalg.lstsq(a, x.reshape(-1, 1).to(DTYPE)).solution.flatten()
     c1, c2 = float(coef[0]), float(coef[1])
+    if abs(c1) <= 1e-12 * abs(c2):
+        return math.inf
     return abs(c2) / c1 if c1 > 0 else math.nan
 
 
-def state_times(trace: Trace, problem, sched, noise: torch.Tensor, T: int) -> dict[str, Any]:
+def state_times(trace: Trace, problem, sched, noise: torch.Tensor, T: int | None) -> dict[str, Any]:
     """Times of every model input and of the output of a Dirac-probe trace, and the worst
-    gap (in index units) between a call's time and its input's time."""
+    gap (in index units, 1 / T; 1/1000 of t on a continuous schedule, T None: no snapping)
+    between a call's time and its input's time."""
     x0 = problem.mean.to(DTYPE)
     levels = [sigma_tilde_of_state(x, x0, noise) for x in trace.inputs]
     if trace.ok and trace.x_vp is not None:
@@ -88,7 +96,8 @@ def state_times(trace: Trace, problem, sched, noise: torch.Tensor, T: int) -> di
         levels.append(math.nan)
     all_t = [snap_time(t, T) for t in times_of_sigma_tilde(sched, levels)] if levels else []
     times, t_end = all_t[:-1], all_t[-1]
-    gaps = [abs(s - c.t) * T for s, c in zip(times, trace.calls, strict=True)]
+    unit = T or 1000
+    gaps = [abs(s - c.t) * unit for s, c in zip(times, trace.calls, strict=True)]
     finite = [g for g in gaps if math.isfinite(g)]
     worst = int(np.nanargmax(gaps)) if finite else -1
     return {
@@ -131,13 +140,14 @@ def _float32_names(sch: Any) -> list[str]:
     return names
 
 
-def table_facts(sch: Any, sched) -> dict[str, Any]:
+def table_facts(sch: Any, sched, t_of_sigma=None) -> dict[str, Any]:
     """float32 attributes, alphas_cumprod's deviation from the float64 table, and the end time
-    the scheduler's own attributes declare (final_alpha_cumprod or the last sigma)."""
+    the scheduler's own attributes declare (final_alpha_cumprod or the last sigma, a VE noise
+    level unless ``t_of_sigma`` reads it, as for flow matching's sigma = t)."""
     out: dict[str, Any] = {"float32_attrs": ";".join(_float32_names(sch))}
     acp = getattr(sch, "alphas_cumprod", None)
-    ours = sched.alphas_cumprod
-    if isinstance(acp, torch.Tensor) and acp.numel() == ours.numel():
+    ours = getattr(sched, "alphas_cumprod", None)
+    if isinstance(acp, torch.Tensor) and ours is not None and acp.numel() == ours.numel():
         dev = (acp.to(DTYPE) - ours).abs() / ours
         out["table_dtype"] = str(acp.dtype).replace("torch.", "")
         out["table_rel_dev"] = float(dev.max())
@@ -153,9 +163,9 @@ def table_facts(sch: Any, sched) -> dict[str, Any]:
         how = f"final_alpha_cumprod = {fa:.6g}"
     elif sigmas is not None and len(sigmas):
         s = float(sigmas[-1])
-        t_attr = t_of_sigma_tilde(sched, s)
+        t_attr = t_of_sigma(s) if t_of_sigma is not None else t_of_sigma_tilde(sched, s)
         how = f"last sigma = {s:.6g}"
-    out["t_end_attr"] = snap_time(t_attr, getattr(sched, "T", 1000)) if how else math.nan
+    out["t_end_attr"] = snap_time(t_attr, getattr(sched, "T", None)) if how else math.nan
     out["t_end_attr_from"] = how
     config = getattr(sch, "config", None)
     out["clip_sample"] = bool(config.get("clip_sample", False)) if config is not None else False

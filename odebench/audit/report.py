@@ -24,7 +24,12 @@ from ..metrics import fit_order, verdict
 from ..metrics.order import OrderFit
 from ..study.cache import atomic_write_text
 
-STATE = {"vp": "VP (c_in = 1)", "sigma-scaled": "x / alpha (c_in = 1 / sqrt(sigma^2 + 1))"}
+STATE = {
+    "vp": "VP (c_in = 1)",
+    "sigma-scaled": "x / alpha (c_in = 1 / sqrt(sigma^2 + 1))",
+    "flow": "the interpolant's x (c_in = 1)",
+    "ve": "the interpolant's x (network input c_in x)",
+}
 FLOAT32_LEVEL = 1e-5  # an error floor below this (relative to |x|) is float32-sized
 GAP = 0.25  # index units: a call this far from its input's time is on the wrong time
 
@@ -284,9 +289,14 @@ def build_report(rows: list[dict[str, Any]], facts: dict[str, Any]) -> AuditRepo
     findings += f64_findings
     init = facts.get("init_scale", 1.0)
     if _finite(init) and abs(init - 1.0) > 1e-6:
+        what = (
+            "the VP start"
+            if facts.get("state_kind") in ("vp", "sigma-scaled")
+            else "the start state's noise level"
+        )
         findings.append(
             f"start scale: noise * init_noise_sigma ({facts.get('init_noise_sigma'):.5g}) is "
-            f"the VP start times {init:.6f}, not 1"
+            f"{what} times {init:.6f}, not 1"
         )
     # convergence
     ode = fits["ode"]
@@ -318,7 +328,7 @@ def build_report(rows: list[dict[str, Any]], facts: dict[str, Any]) -> AuditRepo
         ("sampler", str(facts.get("sampler"))),
         (
             "problem",
-            f"{facts.get('problem')} on {facts.get('schedule')} "
+            f"{facts.get('problem')} on {facts.get('odebench_schedule') or facts.get('schedule')} "
             f"({facts.get('n_samples')} samples, seed {facts.get('seed')})",
         ),
         ("model calls", _nfe_rule(nfes) + _repeats(ok)),
@@ -326,12 +336,9 @@ def build_report(rows: list[dict[str, Any]], facts: dict[str, Any]) -> AuditRepo
             "call timesteps",
             f"N={calls_row['steps']}: {calls_row['call_timesteps']}" if calls_row else "-",
         ),
-        (
-            "state variable",
-            "VP (c_in = 1)"
-            if facts.get("state_kind") == "vp"
-            else "x / alpha (c_in = 1 / sqrt(sigma^2 + 1))",
-        ),
+        ("interpolant", str(facts.get("interpolant") or f"VP table {facts.get('schedule')}")),
+        ("model output", str(facts.get("model_output") or "eps (prediction_type epsilon)")),
+        ("state variable", STATE.get(str(facts.get("state_kind")), str(facts.get("state_kind")))),
         ("start time", _range(rows, "t_start")),
         (
             "end time",

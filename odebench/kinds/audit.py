@@ -9,6 +9,10 @@ cell. ``summarize`` rebuilds each report card from those rows
 ``audit_errors.png``.
 
     odebench run studies/audit.toml [--workers 2]
+    odebench run studies/audit_flow.toml [--workers 2]   (flow matching, EDM, x0 / v)
+
+Flow-matching and EDM classes run on their own path (:mod:`odebench.audit.interfaces`);
+``schedule`` names the VP table the other classes run on.
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ GRID = {
         str,
         default=["ddpm-linear-1000"],
         choices=("ddpm-linear-1000", "scaled-linear-1000", "cosine-1000"),
-        help="discrete table",
+        help="discrete table of the VP-table classes (flow-matching and EDM ones keep their own)",
     ),
     "steps": Field(int, default=DEFAULT_STEPS, check=positive, help="step-count ladder"),
     "seed": Field(int, default=[0], help="seed of the start points"),
