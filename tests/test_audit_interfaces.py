@@ -169,3 +169,17 @@ def test_x0_and_v_predictions_give_the_eps_results_of_the_same_scheduler():
         assert pt in card_value(other, "model output")
         for a, b in zip(eps.rows, other.rows, strict=True):
             assert b["err_ode"] == pytest.approx(a["err_ode"], rel=1e-4)  # float32 tables
+
+
+def test_a_class_with_a_convention_not_mapped_is_refused_in_one_line(capsys):
+    """Stable Audio's cosine scheduler is neither a VP table nor EDM's c_noise: refused, not
+    fed eps; on the command line (where it may also lack torchsde) one line, exit 2."""
+    cosine = type("CosineDPMSolverMultistepScheduler", (), {})
+    with pytest.raises(ValueError, match="does not map it yet"):
+        choose(cosine, {}, "ddpm-linear-1000")
+    pytest.importorskip("diffusers")
+    from odebench.cli import main
+
+    assert main(["audit", "diffusers:CosineDPMSolverMultistepScheduler"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "CosineDPMSolverMultistepScheduler" in err

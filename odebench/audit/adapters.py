@@ -81,8 +81,14 @@ def resolve(spec: str | type) -> type:
             "the audit of diffusers schedulers needs diffusers: pip install 'odebench[dev]' "
             "or pip install diffusers"
         ) from None
-    cls = getattr(module, name, None)
-    if not isinstance(cls, type) or not hasattr(cls, "step") or not hasattr(cls, "set_timesteps"):
+    try:
+        cls = getattr(module, name, None)
+        usable = hasattr(cls, "step") and hasattr(cls, "set_timesteps")
+    except ImportError as exc:  # a class behind a missing optional backend (e.g. torchsde)
+        raise ValueError(
+            f"diffusers:{name} cannot be loaded: {' '.join(str(exc).split())}"
+        ) from None
+    if not isinstance(cls, type) or not usable:
         known = sorted(n for n in dir(module) if n.endswith("Scheduler"))
         raise ValueError(f"diffusers has no scheduler class {name!r} (e.g. {', '.join(known[:6])})")
     return cls
