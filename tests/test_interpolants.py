@@ -229,27 +229,43 @@ def test_unknown_names_say_what_exists():
         ob.schedules.get("ve", sigma_max=-1.0)
 
 
-def test_data_prediction_solvers_start_exactly_at_the_flow_noise_end():
-    """At t = 1 (alpha = 0) DPM-Solver++'s data map is x_s = sigma_s x + alpha_s x0 with
-    x0 = E[x0 | x_1] the data mean: exact given a model that predicts x0 itself. Measured
-    against the exact Gaussian flow from t = 1, 2M and 3M keep their declared orders."""
+NOISE_END_SOLVERS = [n for n in NON_VARIANT if ob.solvers.get(n).starts_at_noise_end]
+
+
+def test_which_solvers_start_at_the_flow_noise_end():
+    assert {"euler", "heun", "rk4", "fon", "dpm-solver++-2m"} <= set(NOISE_END_SOLVERS)
+    assert not {"ddim", "s-pndm", "f-pndm", "unipc-2", "edm-heun"} & set(NOISE_END_SOLVERS)
+
+
+@pytest.mark.parametrize("name", NOISE_END_SOLVERS)
+def test_solvers_start_exactly_at_the_flow_noise_end(name):
+    """At t = 1 (alpha = 0) x = z, eps = x and x0 = E[x0 | x_1] is the data mean: a model
+    that predicts x0 itself gives the exact slope there, the velocity -x0 + x for the
+    classical methods and x0 for DPM-Solver++'s data map x_s = sigma_s x + alpha_s x0.
+    Measured against the exact Gaussian flow from t = 1, each keeps its declared order."""
     s = ob.schedules.get("flow")
     cov = torch.tensor([0.3, 0.05], dtype=D)
     prob = ob.problems.Gaussian(torch.tensor([1.0, -0.5], dtype=D), cov, s)
     velocity = ob.models.from_prediction(prob.prediction("velocity"), "velocity", s)
     x = torch.randn(64, 2, generator=torch.Generator().manual_seed(7), dtype=D)
     exact = prob.flow(x, 1.0, 1e-2)
-    for name in ("dpm-solver++-2m", "dpm-solver++-3m"):
-        order = ob.solvers.get(name).order
-        errs = []
-        for n in (80, 160, 320):
-            sol = ob.solve(name, velocity, s, x, ob.timesteps(n, t_max=1.0, t_min=1e-2))
-            assert sol.nfe == n
-            errs.append(float((sol.x - exact).norm() / exact.norm()))
-        slope = math.log2(errs[1] / errs[2])
-        assert order - 0.3 < slope < order + 0.5, (name, errs)
+    solver = ob.solvers.get(name)
+    errs = []
+    for n in (160, 320):
+        sol = ob.solve(solver, velocity, s, x, ob.timesteps(n, t_max=1.0, t_min=1e-2))
+        assert sol.nfe == solver.nfe(n)
+        errs.append(float((sol.x - exact).norm() / exact.norm()))
+    slope = math.log2(errs[0] / errs[1])
+    assert solver.order - 0.3 < slope < solver.order + 0.5, errs
+
+
+def test_eps_steps_and_eps_models_refuse_the_flow_noise_end():
+    s = ob.schedules.get("flow")
+    prob = ob.problems.get("gmm-2d", schedule=s)
+    velocity = ob.models.from_prediction(prob.prediction("velocity"), "velocity", s)
+    x = torch.randn(4, 2, generator=torch.Generator().manual_seed(8), dtype=D)
     ts = ob.timesteps(10, t_max=1.0, t_min=1e-2)
     with pytest.raises(ValueError, match="alpha = 0"):
         ob.solve("dpm-solver++-2m", prob.eps, s, x, ts)  # eps alone: x0 is 0 / 0
     with pytest.raises(ValueError, match="alpha = 0"):
-        ob.solve("ddim", velocity, s, x, ts)  # an eps-based step
+        ob.solve("ddim", velocity, s, x, ts)  # a step built on eps

@@ -147,8 +147,9 @@ class Solver(ABC):
     history_depth: int = 0
     keeps_current: bool = False
     #: True where a grid may start at alpha = 0 (flow matching's t = 1) given a model that
-    #: predicts x0 itself (``model.x0``): the data-prediction multistep methods, whose step
-    #: formulas have finite limits as lambda -> -inf. Eps-based steps cannot start there.
+    #: predicts x0 itself (``model.x0``): the classical methods (their slope there is the
+    #: velocity alpha' x0 + sigma' x / sigma) and DPM-Solver++'s data form, whose formulas have
+    #: finite limits as lambda -> -inf. Steps built on eps (the DDIM map) cannot start there.
     starts_at_noise_end: bool = False
 
     @abstractmethod

@@ -86,6 +86,7 @@ class MultistepSolver(Solver):
         if weights not in WEIGHTS:
             raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}")
         self.name, self.transfer, self.k, self._warmup = name, transfer, k, warmup
+        self.starts_at_noise_end = transfer.noise_end
         self.weights = weights
         self.order = order
         self.gradient_order = (

@@ -68,6 +68,7 @@ class RungeKuttaSolver(Solver):
         into_clean: Tableau | None = None,
     ):
         self.name, self.tableau, self.transfer = name, tableau, transfer
+        self.starts_at_noise_end = transfer.noise_end
         self.into_clean = into_clean
         self.gradient = f"{tableau.label or tableau.name} tableau" + (
             f" ({into_clean.label or into_clean.name} into sigma = 0)" if into_clean else ""

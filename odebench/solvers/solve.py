@@ -65,9 +65,10 @@ def solve(
     ):
         raise ValueError(
             f"{solver.name}: the grid starts at t = {float(ts[0]):g}, where alpha = 0 under "
-            f"{sched.name!r}; eps = x there says nothing about x0, so only a data-prediction "
-            "solver (dpm-solver++-2m, -3m) with a model that gives x0 (from_prediction) can "
-            "start there; else start just below (e.g. t_max = 80/81, sigma/alpha = 80)"
+            f"{sched.name!r}; eps = x there says nothing about x0, so only a classical or "
+            "DPM-Solver++ method (euler, heun, rk4, dpm-solver++-2m, ...) with a model that "
+            "gives x0 (from_prediction) can start there; else start just below (e.g. t_max = "
+            "80/81, sigma/alpha = 80)"
         )
     if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.ndim < 1:
         raise ValueError("x must be a floating-point tensor with a batch dimension first")

@@ -38,10 +38,19 @@ NOISE_END = (
 )
 
 
+def _data_prediction(model, x: torch.Tensor, t) -> torch.Tensor:
+    x0 = getattr(model, "x0", None)
+    if x0 is None:
+        raise ValueError(NOISE_END)
+    return x0(x, t)
+
+
 class Transfer(ABC):
     name: str
     variable: str
     description: str
+    #: Whether ``evaluate`` is exact where alpha = 0, given a model that predicts x0 itself.
+    noise_end: bool = False
 
     @abstractmethod
     def slope(
@@ -67,11 +76,25 @@ class LinearTransfer(Transfer):
     name, variable = "linear", "t"
     description = "x + (s - t) g, g built from the ODE right-hand side (classical methods)"
 
+    noise_end = True
+
     def slope(self, sched, x, t, eps):
         if torch.as_tensor(t).ndim:  # per-sample times: the general path
             return rhs_from_eps(sched, x, t, eps)
         here = sched.scalars(float(t))
         return (-0.5 * here.beta) * x + here.c_eps * eps  # c_eps = inf at 0 if beta(0) > 0
+
+    def evaluate(self, sched, model, x, t):
+        """At alpha = 0 both coefficients of the eps form are infinite; the interpolant's
+        velocity alpha' x0 + sigma' eps is not, and there eps = x / sigma exactly, so one x0
+        evaluation (``model.x0``) gives dx/dt."""
+        if sched.scalars(float(t)).alpha == 0.0:
+            x0 = _data_prediction(model, x, t)
+            da, ds, sigma = (
+                float(f(t)) for f in (sched.alpha_deriv, sched.sigma_deriv, sched.sigma)
+            )
+            return da * x0 + (ds / sigma) * x
+        return self.slope(sched, x, t, model(x, t))
 
     def step(self, sched, x, g, t, s):
         return x + (float(s) - float(t)) * g
@@ -119,14 +142,13 @@ class DataTransfer(Transfer):
         here = sched.scalars(float(t))
         return (x - here.sigma * eps) / here.alpha
 
+    noise_end = True
+
     def evaluate(self, sched, model, x, t):
         """At alpha = 0 (flow matching's t = 1) the x0 of eps is 0 / 0: a model that predicts
         x0 by itself (``model.x0``, e.g. ``odebench.models.from_prediction``) gives it exactly."""
         if sched.scalars(float(t)).alpha == 0.0:
-            x0 = getattr(model, "x0", None)
-            if x0 is None:
-                raise ValueError(NOISE_END)
-            return x0(x, t)
+            return _data_prediction(model, x, t)
         return self.slope(sched, x, t, model(x, t))
 
     def step(self, sched, x, g, t, s):
