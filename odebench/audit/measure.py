@@ -34,6 +34,7 @@ from .. import problems, schedules, solvers
 from .._tensor import DTYPE, one_thread
 from ..grids import timesteps
 from ..metrics import rms_error
+from ..models import from_prediction
 from ..reference import reference
 from . import probes
 from .adapters import (
@@ -111,8 +112,9 @@ def _ref_states(setup: Setup, x_T: torch.Tensor, t0: float, times: list[float]):
 def _family_error(claim: Claim, setup: Setup, x_T, t0, t1, nfe, target) -> tuple[float, int]:
     if claim.family is None or not math.isfinite(t1) or nfe < 1:
         return math.nan, 0
-    if float(setup.sched.alpha(t0)) == 0.0:  # odebench's solvers do not start at alpha = 0
-        return math.nan, 0
+    model = setup.prob.eps
+    if float(setup.sched.alpha(t0)) == 0.0:  # only a model with its own x0 can start there
+        model = from_prediction(setup.prob.prediction("velocity"), "velocity", setup.sched)
     try:
         solver = solvers.get(claim.family, **claim.family_options)
         n = solver.steps_for_nfe(nfe)
@@ -123,7 +125,7 @@ def _family_error(claim: Claim, setup: Setup, x_T, t0, t1, nfe, target) -> tuple
             ts = torch.cat([ts, torch.zeros(1, dtype=DTYPE)])
         else:
             ts = timesteps(n, claim.spacing, t0, t1, schedule=setup.sched)
-        sol = solvers.solve(solver, setup.prob.eps, setup.sched, x_T, ts)
+        sol = solvers.solve(solver, model, setup.sched, x_T, ts)
         return rms_error(sol.x, target), sol.nfe
     except ValueError:
         return math.nan, 0

@@ -125,13 +125,16 @@ def _flow_euler(c: Mapping[str, Any]) -> Claim:
         1,
         "Euler in sigma on the flow-matching ODE (Esser et al. 2024, SD3): order 1; on this "
         "path it is DDIM",
-        "ddim",
+        "euler",
     )
 
 
 def _flow_heun(c: Mapping[str, Any]) -> Claim:
     return Claim(
-        2, "Heun in sigma on the flow-matching ODE (Karras et al. 2022 Alg. 1): order 2", "heun"
+        2,
+        "Heun in sigma on the flow-matching ODE (Karras et al. 2022 Alg. 1): order 2",
+        "heun",
+        {"euler_into_clean": True},  # its last step, into sigma = 0, is Euler's
     )
 
 

@@ -221,7 +221,7 @@ KIND = StudyKind(
     options=OPTIONS,
     ladder_axes=("steps",),
     run_cell=run_cell,
-    version="1",
+    version="2",  # 2: interpolant and model-output lines; flow families start at t = 1
     summarize=summarize,
     plot=plot,
     description="report cards of third-party samplers (diffusers), measured from outside",

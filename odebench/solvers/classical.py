@@ -28,15 +28,20 @@ def euler() -> RungeKuttaSolver:
     )
 
 
-def heun() -> RungeKuttaSolver:
-    """Heun's method (explicit trapezoid). Order 2; NFE = 2N."""
+def heun(euler_into_clean: bool = False) -> RungeKuttaSolver:
+    """Heun's method (explicit trapezoid). Order 2; NFE = 2N.
+
+    ``euler_into_clean``: an Euler step into sigma = 0, as EDM's Algorithm 1 and diffusers'
+    FlowMatchHeun take it (the corrector would evaluate the model at the data, where the
+    eps of low-rank data is undefined); NFE = 2N - 1 on grids that end there."""
     return RungeKuttaSolver(
-        "heun",
+        "heun[euler-into-clean]" if euler_into_clean else "heun",
         HEUN,
         LinearTransfer(),
         order=2,
         citation=HNW,
         summary="Heun (explicit trapezoid) on the PF-ODE; order 2",
+        into_clean=EULER if euler_into_clean else None,
     )
 
 
