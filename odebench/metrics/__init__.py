@@ -1,6 +1,7 @@
 """Metrics: error norms between states and references, empirical order fits, and the exact
 references of the manifold-departure study (norm bands, entropy, subspace distances)."""
 
+from .distribution import gaussian_kl, gaussian_w2, psd_factor
 from .errors import ERROR_NORMS, max_error, path_error, relative_rms_error, rms_error
 from .manifold import (
     Departure,
@@ -22,10 +23,13 @@ __all__ = [
     "departure",
     "expected_nll",
     "fit_order",
+    "gaussian_kl",
+    "gaussian_w2",
     "max_error",
     "norm_band",
     "norm_statistics",
     "path_error",
+    "psd_factor",
     "relative_rms_error",
     "rms_error",
     "subspace_distance",

@@ -116,6 +116,33 @@ def gaussian_w2(
     return math.sqrt(float(((m1 - m2) ** 2).sum() + (residual**2).sum()))
 
 
+def gaussian_kl(
+    mean1: torch.Tensor, cov1: torch.Tensor, mean2: torch.Tensor, cov2: torch.Tensor
+) -> float:
+    """KL(N(mean1, cov1) || N(mean2, cov2)), exact: inf where cov1 is singular and cov2 is not
+    (the first law lives on a subspace), NaN for non-finite input.
+
+    >>> import torch
+    >>> round(gaussian_kl(torch.zeros(1), torch.eye(1), torch.ones(1), torch.eye(1)), 12)
+    0.5
+    """
+    m1, m2 = (torch.as_tensor(m, dtype=DTYPE).reshape(-1) for m in (mean1, mean2))
+    s1, s2 = (torch.as_tensor(c, dtype=DTYPE) for c in (cov1, cov2))
+    if not all(bool(torch.isfinite(a).all()) for a in (m1, m2, s1, s2)):
+        return math.nan
+    chol, info = torch.linalg.cholesky_ex(s2)
+    if int(info) != 0:
+        raise ValueError("gaussian_kl: the second covariance must be positive definite")
+    sign, logdet1 = torch.linalg.slogdet(s1)
+    if float(sign) <= 0:
+        return math.inf
+    diff = (m2 - m1)[:, None]
+    trace = torch.cholesky_solve(s1, chol).diagonal().sum()
+    maha = (diff * torch.cholesky_solve(diff, chol)).sum()
+    logdet2 = 2.0 * torch.log(chol.diagonal()).sum()
+    return float(0.5 * (trace + maha - m1.shape[0] + logdet2 - logdet1))
+
+
 def mixture_moments(problem, t: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
     """Exact mean and covariance of a Gaussian mixture's marginal p_t.
 

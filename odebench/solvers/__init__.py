@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from .base import Divergence, Solution, Solver
 from .multistep import MultistepSolver
+from .noise import BrownianNoise, BrownianPath, GaussianNoise
 from .pf import AdaptiveReference
-from .registry import ALIASES, PAPER_FAMILY, get, names, register, unregister
+from .registry import ALIASES, PAPER_FAMILY, get, names, register, sde_names, unregister
 from .runge_kutta import RungeKuttaSolver
 from .solve import solve
 
@@ -19,7 +20,10 @@ __all__ = [
     "ALIASES",
     "PAPER_FAMILY",
     "AdaptiveReference",
+    "BrownianNoise",
+    "BrownianPath",
     "Divergence",
+    "GaussianNoise",
     "MultistepSolver",
     "RungeKuttaSolver",
     "Solution",
@@ -27,6 +31,7 @@ __all__ = [
     "get",
     "names",
     "register",
+    "sde_names",
     "solve",
     "unregister",
 ]

@@ -67,6 +67,8 @@ class Run:
     sched: Schedule
     ts: torch.Tensor
     plan: Any = None
+    #: A stochastic sampler's noise source, noise(x, t, s) -> xi (``odebench.solvers.noise``).
+    noise: Any = None
     nodes: tuple[torch.Tensor, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -146,6 +148,11 @@ class Solver(ABC):
     #: UniPC's corrector evaluation is): see ``history_nodes``.
     history_depth: int = 0
     keeps_current: bool = False
+    #: Stochastic samplers draw noise at every step (from ``Run.noise``) and declare a weak
+    #: and a strong order (None where no published result gives one: then it is measured).
+    stochastic: bool = False
+    weak_order: float | None = None
+    strong_order: float | None = None
     #: True where a grid may start at alpha = 0 (flow matching's t = 1) given a model that
     #: predicts x0 itself (``model.x0``): the classical methods (their slope there is the
     #: velocity alpha' x0 + sigma' x / sigma) and DPM-Solver++'s data form, whose formulas have
@@ -204,9 +211,11 @@ class Solver(ABC):
         """What the method keeps of the model evaluated at (x, ts[node])."""
         return self.transfer.evaluate(run.sched, run.model, x, run.ts[node])
 
-    def init(self, model: EpsModel, sched: Schedule, x: torch.Tensor, ts: torch.Tensor) -> State:
-        """The state at ts[0]."""
-        run = Run(model, sched, ts, self.plan(sched, ts))
+    def init(
+        self, model: EpsModel, sched: Schedule, x: torch.Tensor, ts: torch.Tensor, noise=None
+    ) -> State:
+        """The state at ts[0] (``noise``: a stochastic sampler's noise source)."""
+        run = Run(model, sched, ts, self.plan(sched, ts), noise)
         return State(run, 0, x, self._evaluate(run, {0: x}, self.history_nodes(0)))
 
     @abstractmethod
@@ -242,10 +251,10 @@ class Solver(ABC):
         return self.name
 
     def iterate(
-        self, model: EpsModel, sched: Schedule, x: torch.Tensor, ts: torch.Tensor
+        self, model: EpsModel, sched: Schedule, x: torch.Tensor, ts: torch.Tensor, noise=None
     ) -> Iterator[torch.Tensor]:
         """Yield the state after each step: at ts[1], ts[2], ..., ts[-1]."""
-        state = self.init(model, sched, x, ts)
+        state = self.init(model, sched, x, ts, noise)
         for _ in range(len(ts) - 1):
             state = self.step(state)
             yield state.x

@@ -61,7 +61,7 @@ class AdaptiveReference(Solver):
     def exact_state(self, model, sched, ts, n, states):
         raise ValueError(f"{self.name} is adaptive: it takes no fixed steps (no local errors)")
 
-    def iterate(self, model, sched, x, ts) -> Iterator[torch.Tensor]:
+    def iterate(self, model, sched, x, ts, noise=None) -> Iterator[torch.Tensor]:
         name = self.variable
         if name == "auto":
             name = "sigma_tilde" if float(ts[-1]) == 0.0 else "lambda"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from . import classical, deis, dpm_solver, edm, pndm, unipc, variants
+from . import classical, deis, dpm_solver, edm, pndm, stochastic, unipc, variants
 from .base import Solver
 from .pf import AdaptiveReference
 
@@ -28,6 +28,10 @@ _FACTORIES: dict[str, Callable[..., Solver]] = {
     **variants.FACTORIES,
 }
 
+#: Stochastic samplers (SDE methods): ``get`` finds them; ``sde_names`` lists them, apart from
+#: the ODE solvers of ``names``, whose studies and tests assume a deterministic map.
+_SDE_FACTORIES: dict[str, Callable[..., Solver]] = dict(stochastic.FACTORIES)
+
 #: Other names for the same method.
 ALIASES = {"plms": "f-pndm", "ab4": "fon", "pndm-ramp": "ipndm"}
 
@@ -42,7 +46,7 @@ def register(name: str, factory: Callable[..., Solver], *, replace: bool = False
         raise ValueError(f"a solver name must be a non-empty string without spaces, got {name!r}")
     if not callable(factory):
         raise ValueError(f"the factory for {name!r} must be callable")
-    if (name in _FACTORIES or name in ALIASES) and not replace:
+    if (name in _FACTORIES or name in ALIASES or name in _SDE_FACTORIES) and not replace:
         raise ValueError(f"solver {name!r} exists; pass replace=True to replace it")
     _FACTORIES[name] = factory
 
@@ -55,8 +59,14 @@ def unregister(name: str) -> None:
 
 
 def names(include_aliases: bool = False) -> list[str]:
+    """The ODE solvers (deterministic); ``sde_names`` lists the stochastic samplers."""
     out = list(_FACTORIES)
     return out + list(ALIASES) if include_aliases else out
+
+
+def sde_names() -> list[str]:
+    """The stochastic samplers (``odebench.solvers.stochastic``)."""
+    return list(_SDE_FACTORIES)
 
 
 def get(name: str | Solver, **options) -> Solver:
@@ -68,11 +78,10 @@ def get(name: str | Solver, **options) -> Solver:
         return name
     key = ALIASES.get(name, name)
     try:
-        factory = _FACTORIES[key]
+        factory = _FACTORIES[key] if key in _FACTORIES else _SDE_FACTORIES[key]
     except (KeyError, TypeError):
-        raise ValueError(
-            f"unknown solver {name!r} (choose from {', '.join(names(include_aliases=True))})"
-        ) from None
+        every = names(include_aliases=True) + sde_names()
+        raise ValueError(f"unknown solver {name!r} (choose from {', '.join(every)})") from None
     try:
         return factory(**options)
     except TypeError as err:

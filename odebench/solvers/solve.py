@@ -10,6 +10,7 @@ from ..grids import check_grid
 from ..schedules import Schedule
 from ..schedules import get as get_schedule
 from .base import Divergence, EpsModel, Solution, Solver
+from .noise import GaussianNoise, NoiseSource
 from .registry import get as get_solver
 
 
@@ -47,6 +48,8 @@ def solve(
     ts,
     *,
     trajectory: bool = False,
+    generator: torch.Generator | None = None,
+    noise: NoiseSource | None = None,
     **options,
 ) -> Solution:
     """Integrate the probability-flow ODE of ``model`` from ts[0] down to ts[-1].
@@ -78,11 +81,19 @@ def solve(
             f"{solver.name} needs at least {solver.min_steps} steps "
             f"(warm-up: {solver.warmup}), got {steps}"
         )
+    if solver.stochastic:
+        if noise is not None and generator is not None:
+            raise ValueError("give a stochastic sampler either generator= or noise=, not both")
+        noise = noise if noise is not None else GaussianNoise(generator)
+        if not callable(noise):
+            raise ValueError("noise must be callable as noise(x, t, s) -> a standard normal")
+    elif generator is not None or noise is not None:
+        raise ValueError(f"{solver.name} is deterministic: it takes no generator= or noise=")
     counter = CountingModel(model)
     states = [x] if trajectory else None
     diverged = None
     current = x
-    for n, current in enumerate(solver.iterate(counter, sched, x, ts), start=1):
+    for n, current in enumerate(solver.iterate(counter, sched, x, ts, noise), start=1):
         # iterate is the state machine's loop: init, then step after step (base.Solver)
         if trajectory:
             states.append(current)

@@ -112,8 +112,10 @@ class VariantSolver(Solver):
             )
         return TransferTimes(sched, lambda t: self._tau(t, T))
 
-    def init(self, model: EpsModel, sched: Schedule, x: torch.Tensor, ts: torch.Tensor) -> State:
-        return self.base.init(model, self._view(sched, ts), x, ts)
+    def init(
+        self, model: EpsModel, sched: Schedule, x: torch.Tensor, ts: torch.Tensor, noise=None
+    ) -> State:
+        return self.base.init(model, self._view(sched, ts), x, ts, noise)
 
     def exact_state(
         self,
