@@ -72,18 +72,27 @@ class StochasticSolver(Solver):
         return steps
 
 
-class DDIMEta(StochasticSolver):
+class FirstOrderEta(StochasticSolver):
+    """A first-order member of the eta family: weak order 1, strong order 1 for eta > 0
+    (additive noise); eta = 0 is its ODE sampler."""
+
+    def __init__(self, eta: float, base: str, transfer, gradient: str, citation: str):
+        self.eta = _eta(eta)
+        self.name = base if self.eta == 1.0 else f"{base}[{self.eta:g}]"
+        self.transfer, self.citation = transfer, citation
+        self.gradient = f"{gradient}, eta = {self.eta:g}"
+        self.order = self.weak_order = 1
+        self.strong_order = 1 if self.eta > 0 else None
+
+
+class DDIMEta(FirstOrderEta):
     """DDIM with eta (Song et al. 2021, Eq. 16): eta = 0 is DDIM, eta = 1 is DDPM's ancestral
     sampler. Weak order 1, strong order 1 (additive noise); NFE = N."""
 
     def __init__(self, eta: float = 1.0, name: str | None = None):
-        self.eta = _eta(eta)
+        cite = "Song, Meng & Ermon 2021 (DDIM, Eq. 16); Ho et al. 2020; " + KP
+        super().__init__(eta, "ddim-eta", DDIMTransfer(), "Euler plus noise", cite)
         self.name = name or f"ddim-eta[{self.eta:g}]"
-        self.transfer = DDIMTransfer()
-        self.gradient = f"Euler, eta = {self.eta:g} noise"
-        self.order = self.weak_order = 1
-        self.strong_order = 1 if self.eta > 0 else None
-        self.citation = "Song, Meng & Ermon 2021 (DDIM, Eq. 16); Ho et al. 2020; " + KP
 
     def step(self, state: State) -> State:
         run, x, t, s = state.run, state.x, state.t, state.s
@@ -101,18 +110,12 @@ class DDIMEta(StochasticSolver):
         return state.advanced(ratio * x + coef * eps + c * _draw(state))
 
 
-class EulerMaruyama(StochasticSolver):
+class EulerMaruyama(FirstOrderEta):
     """Euler-Maruyama in t on the eta-SDE of the module docstring; eta = 0 is ``euler``.
     Weak order 1, strong order 1 (additive noise, Kloeden & Platen 1992); NFE = N."""
 
     def __init__(self, eta: float = 1.0):
-        self.eta = _eta(eta)
-        self.name = "euler-maruyama" if self.eta == 1.0 else f"euler-maruyama[{self.eta:g}]"
-        self.transfer = LinearTransfer()
-        self.gradient = f"Euler-Maruyama, eta = {self.eta:g}"
-        self.order = self.weak_order = 1
-        self.strong_order = 1 if self.eta > 0 else None
-        self.citation = KP
+        super().__init__(eta, "euler-maruyama", LinearTransfer(), "Euler-Maruyama", KP)
 
     def step(self, state: State) -> State:
         run, x, t, s = state.run, state.x, state.t, state.s
@@ -127,20 +130,15 @@ class EulerMaruyama(StochasticSolver):
         return state.advanced(x_new + scale * _draw(state))
 
 
-class EulerAncestral(StochasticSolver):
+class EulerAncestral(FirstOrderEta):
     """Ancestral Euler in sigma_tilde (k-diffusion's sample_euler_ancestral): with
     s_up = min(st_s, eta st_s sqrt(1 - st_s^2 / st_t^2)) and s_down = sqrt(st_s^2 - s_up^2),
     y_s = y + (s_down - st_t) eps + s_up xi for y = x / alpha. eta = 0 is Euler in sigma_tilde
     (EDM's form of DDIM). Weak order 1, strong order 1 (additive noise); NFE = N."""
 
     def __init__(self, eta: float = 1.0):
-        self.eta = _eta(eta)
-        self.name = "euler-ancestral" if self.eta == 1.0 else f"euler-ancestral[{self.eta:g}]"
-        self.transfer = EDMTransfer()
-        self.gradient = f"Euler to sigma_down, eta = {self.eta:g}"
-        self.order = self.weak_order = 1
-        self.strong_order = 1 if self.eta > 0 else None
-        self.citation = "Karras et al. 2022 / k-diffusion sample_euler_ancestral; " + KP
+        cite = "Karras et al. 2022 / k-diffusion sample_euler_ancestral; " + KP
+        super().__init__(eta, "euler-ancestral", EDMTransfer(), "Euler to sigma_down", cite)
 
     def step(self, state: State) -> State:
         run, x, t, s = state.run, state.x, state.t, state.s
