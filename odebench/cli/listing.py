@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 
 def cmd_list() -> None:
-    """Print every solver, problem, schedule, time grid and shipped network."""
+    """Print every solver, stochastic sampler, problem, schedule, time grid and shipped network."""
     from .. import grids, problems, schedules, solvers
     from ..kinds.common import nfe_rule
 
@@ -32,6 +32,23 @@ def cmd_list() -> None:
         )
     _print_rows(("name", "order", "interior", "gradient", "NFE", "composition"), rows)
     print("  aliases: " + ", ".join(f"{a} = {t}" for a, t in solvers.ALIASES.items()))
+    print(
+        "\nStochastic samplers (SDE methods; odebench.solve(..., generator=...); weak / strong:"
+        " declared orders, - where none is published):"
+    )
+    rows = []
+    for name in solvers.sde_names():
+        s = solvers.get(name)
+        rows.append(
+            (
+                name,
+                str(s.weak_order if s.weak_order is not None else "-"),
+                str(s.strong_order if s.strong_order is not None else "-"),
+                nfe_rule(s),
+                s.composition,
+            )
+        )
+    _print_rows(("name", "weak", "strong", "NFE", "composition"), rows)
     print("\nProblems (exact eps):")
     _print_rows(("name", "description"), [(n, problems.describe(n)) for n in problems.names()])
     print("\nSchedules:")
