@@ -69,15 +69,21 @@ def marginal(problem: Gaussian, t: float) -> GaussianLaw:
 
 
 def exact_law(
-    solver: str | Solver, problem: Gaussian, ts: torch.Tensor, model=None, **options
+    solver: str | Solver,
+    problem: Gaussian,
+    ts: torch.Tensor,
+    model=None,
+    start: GaussianLaw | None = None,
+    **options,
 ) -> GaussianLaw:
-    """The exact law of ``solver``'s output on ``ts`` from x_T ~ p_{ts[0]} of a Gaussian
-    problem (any schedule). ``model`` (default the exact eps) must be affine in x."""
+    """The exact law of ``solver``'s output on ``ts`` from x_T ~ ``start`` (default the exact
+    marginal p_{ts[0]}) of a Gaussian problem (any schedule). ``model`` (default the exact
+    eps) must be affine in x."""
     if not isinstance(problem, Gaussian):
         raise ValueError("exact laws need Gaussian data (odebench.problems.Gaussian or Dirac)")
     solver = get_solver(solver, **options) if isinstance(solver, str) else solver
     ts = torch.as_tensor(ts, dtype=DTYPE)
-    start = marginal(problem, float(ts[0]))
+    start = start if start is not None else marginal(problem, float(ts[0]))
     d = problem.dim
     width = start.factor.shape[1]
     draws = len(ts) - 1 if solver.stochastic else 0

@@ -176,3 +176,26 @@ def test_cli_quality_writes_table_and_figure(run_cli, tmp_path):
 def test_cli_quality_bad_input_is_one_line_and_writes_nothing(run_cli, tmp_path, args, message):
     base = ["quality", "--problem", "gaussian-lowrank", "--steps", "4", "--solvers", "ddim"]
     run_cli(*base, *args, out=tmp_path / "q").failed_in_one_line(message)
+
+
+def test_stochastic_samplers_sit_beside_the_ode_ones():
+    """DDPM's exact W2 (its law includes the noise: odebench.laws) falls at first order and
+    equals ancestral Euler's; on a mixture it runs from a seeded generator, reproducibly."""
+    rows = run_cell(
+        {
+            **BASE,
+            "problem": "gaussian-lowrank",
+            "solver": ["ddim", "ddpm", "euler-ancestral"],
+            "steps": [10, 20, 40],
+            "n_samples": 16,
+        }
+    )
+    df = pd.DataFrame(rows)
+    ddpm = df[df["solver"] == "ddpm"].set_index("steps")["value"].to_numpy()
+    assert 1.4 < ddpm[1] / ddpm[2] < 2.4
+    ancestral = df[df["solver"] == "euler-ancestral"]["value"].to_numpy()
+    assert abs(ancestral - ddpm).max() < 1e-10
+    mixture = {**BASE, "problem": "gmm-2d", "solver": ["ddpm"], "steps": [10], "n_samples": 64}
+    first, again = pd.DataFrame(run_cell(mixture)), pd.DataFrame(run_cell(mixture))
+    assert first["value"].notna().all()
+    assert first["value"].tolist() == again["value"].tolist()

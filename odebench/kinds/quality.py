@@ -35,6 +35,7 @@ import torch
 from .. import convergence, problems, schedules, solvers
 from .._tensor import DTYPE
 from ..grids import timesteps
+from ..laws import GaussianLaw, exact_law
 from ..metrics.distribution import (
     Estimate,
     floor_of,
@@ -144,7 +145,7 @@ GRID = {
     "problem": fields.PROBLEM,
     "model": fields.MODEL,
     "schedule": fields.SCHEDULE,
-    "solver": fields.solver(DEFAULT_SOLVERS),
+    "solver": fields.solver(DEFAULT_SOLVERS, stochastic=True),
     "steps": fields.steps(DEFAULT_STEPS, help="step counts"),
     "t_min": fields.t_min([0.0]),
     "spacing": fields.spacing(["uniform"]),
@@ -262,7 +263,11 @@ def _w2_rows(prob, config, grids, t_min: float) -> list[dict[str, Any]]:
             if n < solver.min_steps:
                 rows.append({**row, "note": f"needs at least {solver.min_steps} steps"})
                 continue
-            mean, factor, nfe = gaussian_pushforward(solver, prob, ts, prior=prior)
+            if solver.stochastic:  # its law includes the noise: one probe run (odebench.laws)
+                law = exact_law(solver, prob, ts, start=GaussianLaw(*start_law(prob, ts[0], prior)))
+                mean, factor, nfe = law.mean, law.factor, solver.nfe_on(prob.schedule, ts)
+            else:
+                mean, factor, nfe = gaussian_pushforward(solver, prob, ts, prior=prior)
             value = gaussian_w2(mean, factor, target_mean, target_factor)
             est = Estimate(value=value, paired=value - ode, paired_se=0.0)
             note = {} if math.isfinite(value) else {"note": "non-finite output (diverged)"}
@@ -322,7 +327,10 @@ def _mc_rows(prob, sched, config, grids, t_max, t_min, metrics) -> list[dict[str
                     for m in metrics
                 ]
                 continue
-            sol = solvers.solve(solver, eps, sched, x_T, ts)
+            noise = (
+                {"generator": torch.Generator().manual_seed(seed + 99)} if solver.stochastic else {}
+            )
+            sol = solvers.solve(solver, eps, sched, x_T, ts, **noise)
             finite = bool(torch.isfinite(sol.x).all())
             for m in metrics:
                 out = {**row, "metric": m, "nfe": sol.nfe}

@@ -7,6 +7,7 @@ of each other (an import-linter contract in pyproject.toml checks it).
 from ..._tensor import one_thread
 from . import fields
 from .checks import (
+    any_sampler_names,
     device,
     in_unit,
     model_names,
@@ -32,6 +33,7 @@ from .report import cell_blocks, read_summary, read_table
 __all__ = [
     "ORDER_CELL_KEYS",
     "VERDICT_MARK",
+    "any_sampler_names",
     "card_problem",
     "cell_blocks",
     "device",

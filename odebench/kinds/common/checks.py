@@ -53,6 +53,11 @@ def sampler_names() -> list[str]:
     return [n for n in solvers.names(include_aliases=True) if n != "pf"]
 
 
+def any_sampler_names() -> list[str]:
+    """``sampler_names`` and the stochastic samplers (``solvers.sde_names``)."""
+    return sampler_names() + solvers.sde_names()
+
+
 def model_names() -> list[str]:
     """eps models: ``exact``, ``trained`` (the network shipped for the cell's problem), or a
     shipped network by name."""

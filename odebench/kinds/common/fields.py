@@ -13,6 +13,7 @@ from ... import problems, schedules
 from ...schedules.prediction import KINDS
 from ...study import REQUIRED, Field
 from .checks import (
+    any_sampler_names,
     device,
     grid_shift,
     in_unit,
@@ -69,9 +70,12 @@ DEVICE = Field(
 )
 
 
-def solver(default: Any = REQUIRED, help: str = "solvers") -> Field:
-    """The solvers of a cell (a ladder axis): any fixed-step sampler or alias."""
-    return Field(str, default=default, choices=sampler_names, help=help)
+def solver(default: Any = REQUIRED, help: str = "solvers", stochastic: bool = False) -> Field:
+    """The solvers of a cell (a ladder axis): any fixed-step sampler or alias, and with
+    ``stochastic`` the SDE samplers too."""
+    return Field(
+        str, default=default, choices=any_sampler_names if stochastic else sampler_names, help=help
+    )
 
 
 def steps(default: Sequence[int], help: str = "step-count ladder") -> Field:
