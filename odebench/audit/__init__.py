@@ -11,7 +11,10 @@ output (eps, x0, v, velocity, EDM's raw output) each scheduler expects; adapters
 (:mod:`.probes`) read where its states are in time and whether it computes in float64;
 :mod:`.measure` runs the step ladder against exact solutions; :mod:`.report` fits orders,
 names findings and writes the CSV, card and figure; :mod:`.cli` is the ``odebench audit``
-command. The "audit" study kind (many samplers at once) is :mod:`odebench.kinds.audit`.
+command. A sampler whose runs from one x_T differ is stochastic: :mod:`.stochastic` drives
+its noise (exact output laws on Gaussian problems, Brownian paths), :mod:`.stochastic_ladder`
+measures weak and strong errors and :mod:`.stochastic_card` writes its card. The "audit"
+study kind (many samplers at once) is :mod:`odebench.kinds.audit`.
 """
 
 from .adapters import drive, parse_config, resolve

@@ -32,10 +32,12 @@ from __future__ import annotations
 
 import copy
 import importlib
+import inspect
 import json
 import math
 import warnings
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -113,6 +115,29 @@ def parse_config(text: str | dict | None) -> dict[str, Any]:
 
 #: Keys of a user config that are set_timesteps arguments, not config entries.
 SET_TIMESTEPS_KEYS = ("mu",)
+#: Keys of a user config that are ``step()`` arguments (DDIM's eta), not config entries.
+STEP_KEYS = ("eta",)
+
+
+def step_parameters(cls: type) -> set[str]:
+    """The names ``cls.step`` accepts (empty when it cannot be inspected)."""
+    try:
+        return set(inspect.signature(cls.step).parameters)
+    except (TypeError, ValueError):
+        return set()
+
+
+def step_kwargs(cls: type, user: dict[str, Any]) -> dict[str, Any]:
+    """The ``step()`` arguments a user config names (:data:`STEP_KEYS`), checked against the
+    class's ``step`` signature. Raises ValueError with one line when bad."""
+    out = {k: user[k] for k in STEP_KEYS if k in user}
+    accepted = step_parameters(cls)
+    for key, value in out.items():
+        if key not in accepted:
+            raise ValueError(f"{cls.__name__}.step() takes no {key!r} argument")
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+            raise ValueError(f"{key} must be a number >= 0, got {value!r}")
+    return {k: float(v) for k, v in out.items()}
 
 
 def base_config(schedule: str, T: int = 1000) -> dict[str, Any]:
@@ -234,13 +259,19 @@ def drive(
     *,
     keep_inputs: bool = True,
     interface: Interface | None = None,
+    step_args: dict[str, Any] | None = None,
+    seed: int | None = None,
+    noise: Any = None,
 ) -> Trace:
     """Run the pipeline loop for ``steps`` inference steps; never raises for the scheduler.
 
     ``start(t)`` returns the start state (the interpolant's x) at odebench time t (the first
     evaluated time); ``model(x, t)`` is the network's output for state x at odebench time t
     (eps on the VP table by default; what ``interface`` expects otherwise). ``inputs`` keep the
-    states the network reads (its input divided by the interface's c_in).
+    states the network reads (its input divided by the interface's c_in). ``step_args`` are
+    passed to every ``step()`` (e.g. eta); ``seed`` gives ``step()`` a fresh
+    ``torch.Generator`` seeded with it (where ``step`` takes ``generator=``); ``noise`` (a
+    :class:`.stochastic.NoiseSource`) replaces the noise ``step()`` draws.
     """
     iface = interface if interface is not None else legacy(T)
     trace = Trace(steps=steps)
@@ -275,19 +306,25 @@ def drive(
         trace.init_noise_sigma = float(getattr(sch, "init_noise_sigma", 1.0))
         trace.x_start = x_T
         x = x_T / (trace.c_start / iface.c_in(trace.t_start))
-        for k, ts in enumerate(timesteps, start=1):
-            stage = f"step {k}"
-            inp = scale_input(sch, x, ts)
-            t = iface.time(ts)
-            trace.calls.append(Call(float(ts), t, _scale(inp, x)))
-            state = decode(iface, inp, t)
-            if keep_inputs:
-                trace.inputs.append(state.detach().clone())
-            out = model(state, torch.tensor(t, dtype=DTYPE))
-            x = _prev_sample(sch.step(out, ts, x))
-            if not isinstance(x, torch.Tensor) or not bool(torch.isfinite(x).all()):
-                trace.status = f"nan at step {k}"
-                return trace
+        kwargs = dict(step_args or {})
+        if seed is not None and "generator" in step_parameters(type(sch)):
+            kwargs["generator"] = torch.Generator().manual_seed(int(seed))
+        with noise.patch(sch) if noise is not None else nullcontext():
+            for k, ts in enumerate(timesteps, start=1):
+                stage = f"step {k}"
+                inp = scale_input(sch, x, ts)
+                t = iface.time(ts)
+                trace.calls.append(Call(float(ts), t, _scale(inp, x)))
+                state = decode(iface, inp, t)
+                if keep_inputs:
+                    trace.inputs.append(state.detach().clone())
+                out = model(state, torch.tensor(t, dtype=DTYPE))
+                if noise is not None:
+                    noise.begin_step(k - 1)
+                x = _prev_sample(sch.step(out, ts, x, **kwargs))
+                if not isinstance(x, torch.Tensor) or not bool(torch.isfinite(x).all()):
+                    trace.status = f"nan at step {k}"
+                    return trace
         stage = "final scaling"
         trace.c_end = final_scale(sch, kind, timesteps[-1])
         trace.x_raw = x.detach().to(DTYPE)

@@ -58,6 +58,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--n-samples", type=int, default=32, help="start points (default 32)")
     p.add_argument("--seed", type=int, default=0, help="seed of the start points")
     p.add_argument("--out", type=Path, default=Path(DEFAULT_OUT), help=f"folder ({DEFAULT_OUT})")
+    p.add_argument(
+        "--strong",
+        action="store_true",
+        help="require a strong order (a stochastic sampler whose noise the audit drives by a "
+        "Brownian path on nested grids); an error otherwise",
+    )
     p.set_defaults(handler=run)
     return p
 
@@ -76,6 +82,7 @@ def run(args: argparse.Namespace) -> None:
         steps=args.steps,
         n_samples=args.n_samples,
         seed=args.seed,
+        strong=True if getattr(args, "strong", False) else None,
     )
     print(report.card())
     for path in write(report, args.out):

@@ -36,18 +36,20 @@ from ..grids import timesteps
 from ..metrics import rms_error
 from ..models import from_prediction
 from ..reference import reference
-from . import probes
+from . import probes, stochastic_ladder
 from .adapters import (
     SET_TIMESTEPS_KEYS,
+    STEP_KEYS,
     Trace,
     base_config,
     drive,
     make_factory,
     parse_config,
     resolve,
+    step_kwargs,
 )
 from .interfaces import Interface, choose, family
-from .nominal import Claim, nominal
+from .nominal import Claim, nominal, nominal_weak
 
 #: Step counts: divisors of T = 1000 and non-divisors, 10 to 700.
 DEFAULT_STEPS = [10, 20, 25, 30, 40, 50, 60, 70, 100, 125, 150, 200, 250, 300, 500, 700]
@@ -239,18 +241,36 @@ def _init_scale(base: Trace, setup: Setup) -> float:
     return scale / (setup.iface.c_in(t0) * float(setup.sched.sigma(torch.tensor(t0, dtype=DTYPE))))
 
 
-def measure_facts(factory, setup: Setup, steps: int) -> dict[str, Any]:
-    """Per-audit facts at ``steps`` inference steps: determinism, float64, tables, config."""
+def measure_facts(
+    factory, setup: Setup, steps: int, step_args: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Per-audit facts at ``steps`` inference steps: determinism, float64, tables, config.
+    A stochastic scheduler (two unseeded runs differ) is probed again with a seeded
+    ``generator=`` (``seeded_diff``: 0 when that makes a run reproducible), and the float64
+    probe uses those seeded runs."""
     T = setup.T
+    seed: list[int | None] = [None]
 
     def run(start) -> Trace:
         return drive(
-            factory, steps, start, setup.model, T, keep_inputs=False, interface=setup.iface
+            factory,
+            steps,
+            start,
+            setup.model,
+            T,
+            keep_inputs=False,
+            interface=setup.iface,
+            step_args=step_args,
+            seed=seed[0],
         )
 
     base, again = run(setup.start), run(setup.start)
     facts: dict[str, Any] = {"probe_steps": steps, "probe_status": base.status}
     facts["stochastic_diff"] = probes.difference(base, again)
+    if math.isfinite(facts["stochastic_diff"]) and facts["stochastic_diff"] > 0:
+        seed[0] = setup.seed + 3
+        base, again = run(setup.start), run(setup.start)
+        facts["seeded_diff"] = probes.difference(base, again)
     direction = torch.randn(
         setup.n_samples,
         *base.x_start.shape[1:] if base.x_start is not None else (1,),
@@ -297,22 +317,31 @@ def measure(
     seed: int = 0,
     claim: Claim | None = None,
     probe_steps: int = 50,
+    strong: bool | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Rows of the ladder and the facts of ``sampler`` (a class, or "diffusers:Name")."""
+    """Rows of the ladder and the facts of ``sampler`` (a class, or "diffusers:Name").
+    A stochastic sampler gets the weak / strong ladder of :mod:`.stochastic_ladder`;
+    ``strong=True`` makes a strong order required (ValueError with one line where the audit
+    cannot drive its noise by a Brownian path), False skips it."""
     with one_thread():
         return _measure(
-            sampler, config, problem, schedule, steps, n_samples, seed, claim, probe_steps
+            sampler, config, problem, schedule, steps, n_samples, seed, claim, probe_steps, strong
         )
 
 
-def _measure(sampler, config, problem, schedule, steps, n_samples, seed, claim, probe_steps):
+def _measure(
+    sampler, config, problem, schedule, steps, n_samples, seed, claim, probe_steps, strong
+):
     cls = resolve(sampler)
     user = parse_config(config)
     steps = sorted({int(n) for n in steps})
     if len(steps) < 3 or steps[0] < 1:
         raise ValueError(f"need at least 3 distinct positive step counts, got {steps}")
     set_args = {k: user[k] for k in SET_TIMESTEPS_KEYS if k in user}
-    scheduler_config = {k: v for k, v in user.items() if k not in SET_TIMESTEPS_KEYS}
+    step_args = step_kwargs(cls, user)
+    scheduler_config = {
+        k: v for k, v in user.items() if k not in SET_TIMESTEPS_KEYS and k not in STEP_KEYS
+    }
     vp = family(cls, user) == "vp"
     base = base_config(schedule, schedules.get(schedule).T or 1000) if vp else {}
     full = {**base, **scheduler_config}
@@ -327,7 +356,14 @@ def _measure(sampler, config, problem, schedule, steps, n_samples, seed, claim, 
         setup.karras_t_min = float(effective.get("sigma_min", 0.002)) / iface.schedule.sigma_max
     if claim is None:
         claim = nominal(cls.__name__, effective)
-    facts = measure_facts(factory, setup, probe_steps)
+    facts = measure_facts(factory, setup, probe_steps, step_args)
+    diff = facts["stochastic_diff"]
+    stochastic = math.isfinite(diff) and diff > 0
+    if strong and not stochastic:
+        raise ValueError(f"{label(cls, user)} is deterministic: a strong order is for SDE samplers")
+    if stochastic:
+        facts.update(stochastic_ladder.noise_facts(cls, facts))
+        claim = nominal_weak(cls.__name__, effective)
     path, output = iface.describe()
     facts.update(
         sampler=label(cls, user),
@@ -347,6 +383,9 @@ def _measure(sampler, config, problem, schedule, steps, n_samples, seed, claim, 
         family=claim.family or "",
         family_spacing=claim.spacing,
     )
+    if stochastic:
+        rows = stochastic_ladder.ladder(factory, setup, steps, step_args, facts, strong)
+        return rows, facts
     first_small = min(steps, key=lambda n: abs(n - 10))
     rows = [measure_rung(factory, claim, setup, n, keep_calls=(n == first_small)) for n in steps]
     return rows, facts

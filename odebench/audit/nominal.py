@@ -172,6 +172,53 @@ CLAIMS: dict[str, Callable[[Mapping[str, Any]], Claim]] = {
 }
 
 
+def _weak_ddpm(c: Mapping[str, Any]) -> Claim:
+    return Claim(
+        1,
+        "Ho et al. 2020 ancestral sampling, a first-order discretisation of the reverse VP SDE "
+        "(Song et al. 2021, App. E): weak order 1",
+    )
+
+
+def _weak_euler_a(c: Mapping[str, Any]) -> Claim:
+    return Claim(
+        1,
+        "k-diffusion sample_euler_ancestral: an Euler step to sigma_down plus fresh noise "
+        "sigma_up (Karras et al. 2022): weak order 1",
+    )
+
+
+def _weak_ddim(c: Mapping[str, Any]) -> Claim:
+    return Claim(1, "Song et al. 2021 (DDIM, eta > 0): first-order in sigma_tilde, weak order 1")
+
+
+def _weak_dpm_multi(c: Mapping[str, Any]) -> Claim:
+    k = _k(c)
+    if k == 1:
+        return Claim(1, "Lu et al. 2022 (SDE-DPM-Solver++1): weak order 1")
+    return Claim(
+        None,
+        f"Lu et al. 2022 (SDE-DPM-Solver++({k}M)): no weak order stated (measured, not judged)",
+    )
+
+
+#: Nominal weak orders of the stochastic samplers, by class name.
+WEAK_CLAIMS: dict[str, Callable[[Mapping[str, Any]], Claim]] = {
+    "DDPMScheduler": _weak_ddpm,
+    "EulerAncestralDiscreteScheduler": _weak_euler_a,
+    "DDIMScheduler": _weak_ddim,
+    "DPMSolverMultistepScheduler": _weak_dpm_multi,
+}
+
+
+def nominal_weak(name: str, config: Mapping[str, Any]) -> Claim:
+    """The nominal weak order of a stochastic scheduler (None where none is on record)."""
+    rule = WEAK_CLAIMS.get(name)
+    if rule is None:
+        return Claim(None, "no nominal weak order on record for this class")
+    return rule(config)
+
+
 def nominal(name: str, config: Mapping[str, Any]) -> Claim:
     """The claim for scheduler class ``name`` with its effective ``config``."""
     rule = CLAIMS.get(name)

@@ -10,6 +10,7 @@ cell. ``summarize`` rebuilds each report card from those rows
 
     odebench run studies/audit.toml [--workers 2]
     odebench run studies/audit_flow.toml [--workers 2]   (flow matching, EDM, x0 / v)
+    odebench run studies/audit_stochastic.toml [--workers 2]   (DDPM, ancestral, SDE solvers)
 
 Flow-matching and EDM classes run on their own path (:mod:`odebench.audit.interfaces`);
 ``schedule`` names the VP table the other classes run on.
@@ -63,18 +64,24 @@ OPTIONS = {
 
 
 def run_cell(config: dict[str, Any]) -> list[dict[str, Any]]:
-    """The ladder rows and the facts row of one sampler."""
+    """The ladder rows and the facts row of one sampler. A class diffusers cannot load (an
+    optional backend such as torchsde missing) is a facts row with its one-line error."""
     name, user = parse_label(config["sampler"])
-    rows, facts = measure(
-        "diffusers:" + name,
-        user,
-        problem=config["problem"],
-        schedule=config["schedule"],
-        steps=config["steps"],
-        n_samples=int(config["n_samples"]),
-        seed=int(config["seed"]),
-        probe_steps=int(config["probe_steps"]),
-    )
+    try:
+        rows, facts = measure(
+            "diffusers:" + name,
+            user,
+            problem=config["problem"],
+            schedule=config["schedule"],
+            steps=config["steps"],
+            n_samples=int(config["n_samples"]),
+            seed=int(config["seed"]),
+            probe_steps=int(config["probe_steps"]),
+        )
+    except ValueError as exc:
+        if "cannot be loaded" not in str(exc):
+            raise
+        return [{"part": "facts", "setup_error": str(exc), "scheduler_class": name}]
     facts = {k: v for k, v in facts.items() if k not in ("sampler", "problem", "schedule", "seed")}
     out = [{"part": "ladder", **r} for r in rows]
     out.append({"part": "facts", **facts})
@@ -106,7 +113,8 @@ def reports(df: pd.DataFrame) -> list:
             for r in ladder.to_dict("records")
         ]
         for r in rows:
-            for key in ("steps", "nfe", "repeats", "family_nfe", "calls_off", "worst_call"):
+            ints = ("steps", "nfe", "repeats", "family_nfe", "calls_off", "worst_call")
+            for key in (*ints, "draws", "max_draws", "strong_ref"):
                 if key in r:
                     r[key] = int(r[key])
             r["divides_T"] = bool(r.get("divides_T", False))
@@ -118,6 +126,9 @@ def reports(df: pd.DataFrame) -> list:
                 facts[key] = int(facts[key])
         if _finite_int(facts.get("nominal")):
             facts["nominal"] = int(facts["nominal"])
+        for key in ("stochastic", "takes_generator"):
+            if key in facts:
+                facts[key] = bool(facts[key])
         out.append(build_report(rows, facts))
     return out
 
@@ -221,7 +232,9 @@ KIND = StudyKind(
     options=OPTIONS,
     ladder_axes=("steps",),
     run_cell=run_cell,
-    version="2",  # 2: interpolant and model-output lines; flow families start at t = 1
+    # 2: interpolant and model-output lines; flow families start at t = 1
+    # 3: stochastic samplers get weak / strong orders (stochastic_ladder), not an ODE ladder
+    version="3",
     summarize=summarize,
     plot=plot,
     description="report cards of third-party samplers (diffusers), measured from outside",
