@@ -252,6 +252,7 @@ _DECLARED: dict[str, str] = {
     "modern": "odebench.kinds.modern",
     "quality": "odebench.kinds.quality",
     "audit": "odebench.kinds.audit",
+    "sde": "odebench.kinds.sde",
 }
 
 
