@@ -43,6 +43,7 @@ from typing import Any
 import torch
 
 from .._tensor import DTYPE
+from ..metrics import gaussian_kl as metrics_kl
 from ..metrics import gaussian_w2, rms_error
 from . import probes
 from .adapters import Trace, drive
@@ -284,17 +285,13 @@ def input_times(law: Law, point: torch.Tensor, sched, T: int | None) -> dict[str
 
 
 def gaussian_kl(m0, f0, m1, f1) -> float:
-    """KL(N(m0, f0 f0^T) || N(m1, f1 f1^T)); nan where a covariance is singular."""
-    s0, s1 = f0 @ f0.T, f1 @ f1.T
-    e0, e1 = torch.linalg.eigvalsh(s0), torch.linalg.eigvalsh(s1)
-    if float(e0.min()) <= 1e-12 * float(e0.max()) or float(e1.min()) <= 1e-12 * float(e1.max()):
+    """KL(N(m0, f0 f0^T) || N(m1, f1 f1^T)) (``metrics.gaussian_kl``); nan where a covariance
+    is singular."""
+    try:
+        value = metrics_kl(m0, f0 @ f0.T, m1, f1 @ f1.T)
+    except ValueError:
         return math.nan
-    dm = (m1 - m0).reshape(-1, 1)
-    inv = torch.linalg.inv(s1)
-    d = s0.shape[0]
-    val = torch.trace(inv @ s0) + (dm.T @ inv @ dm).squeeze() - d
-    val = val + torch.log(e1).sum() - torch.log(e0).sum()
-    return 0.5 * float(val)
+    return value if math.isfinite(value) else math.nan
 
 
 def weak_errors(law: Law, problem, sched, t_end: float) -> dict[str, float]:

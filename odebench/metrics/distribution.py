@@ -116,11 +116,16 @@ def gaussian_w2(
     return math.sqrt(float(((m1 - m2) ** 2).sum() + (residual**2).sum()))
 
 
+#: A covariance whose smallest eigenvalue is at most this times its largest is singular.
+SINGULAR_RTOL = 1e-12
+
+
 def gaussian_kl(
     mean1: torch.Tensor, cov1: torch.Tensor, mean2: torch.Tensor, cov2: torch.Tensor
 ) -> float:
-    """KL(N(mean1, cov1) || N(mean2, cov2)), exact: inf where cov1 is singular and cov2 is not
-    (the first law lives on a subspace), NaN for non-finite input.
+    """KL(N(mean1, cov1) || N(mean2, cov2)), exact: inf where cov1 is singular (smallest
+    eigenvalue <= ``SINGULAR_RTOL`` times the largest: the law lives on a subspace), NaN for
+    non-finite input; ValueError where cov2 is not positive definite.
 
     >>> import torch
     >>> round(gaussian_kl(torch.zeros(1), torch.eye(1), torch.ones(1), torch.eye(1)), 12)
@@ -131,11 +136,13 @@ def gaussian_kl(
     if not all(bool(torch.isfinite(a).all()) for a in (m1, m2, s1, s2)):
         return math.nan
     chol, info = torch.linalg.cholesky_ex(s2)
-    if int(info) != 0:
+    evals2 = torch.linalg.eigvalsh(s2)
+    if int(info) != 0 or float(evals2.min()) <= SINGULAR_RTOL * float(evals2.abs().max()):
         raise ValueError("gaussian_kl: the second covariance must be positive definite")
-    sign, logdet1 = torch.linalg.slogdet(s1)
-    if float(sign) <= 0:
+    evals1 = torch.linalg.eigvalsh(s1)
+    if float(evals1.min()) <= SINGULAR_RTOL * float(evals1.abs().max()):
         return math.inf
+    logdet1 = torch.log(evals1).sum()
     diff = (m2 - m1)[:, None]
     trace = torch.cholesky_solve(s1, chol).diagonal().sum()
     maha = (diff * torch.cholesky_solve(diff, chol)).sum()
