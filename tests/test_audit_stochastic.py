@@ -224,3 +224,44 @@ def test_cli_writes_the_stochastic_card_and_refuses_strong_in_one_line(tmp_path,
     with pytest.raises(ValueError, match="no strong order") as err:
         cli.run(parser.parse_args([*argv, "--strong"]))
     assert "\n" not in str(err.value)
+
+
+def test_clipped_ddpm_gets_a_monte_carlo_weak_error_with_its_floor():
+    """No exact law under clip_sample=True: the Monte Carlo law agrees with the exact law of
+    an affine scheduler within its floor, and the clipped scheduler's W2 sits far above the
+    floor and stops falling (the clipping bias)."""
+    from odebench.audit import stochastic_card as sc
+    from odebench.metrics import gaussian_w2
+
+    n = 1024
+    _, affine, setup = _setup("DDPMScheduler", {"clip_sample": False})
+    exact = _law(affine, setup, 10)
+    args = (setup.prob, setup.sched, setup.model, setup.iface, 1000, None)
+    mc = st.mc_law(affine, 10, *args, n=n)
+    floor, se = st.mc_floor(setup.prob, setup.sched, 0.0, n)
+    assert mc.ok and mc.draws == 9 and 0 < se < floor
+    assert gaussian_w2(mc.mean, mc.factor, exact.mean, exact.factor) < floor + 3 * se
+    assert st.weak_errors(exact, setup.prob, setup.sched, 0.0)["weak_w2"] > floor + 3 * se
+    _, clipped, _ = _setup("DDPMScheduler", {})
+    rows = []
+    for steps in (20, 40, 80, 160):
+        law = st.mc_law(clipped, steps, *args, n=n)
+        w2 = st.weak_errors(law, setup.prob, setup.sched, 0.0)["weak_w2"]
+        rows.append(
+            {
+                "steps": steps,
+                "status": "ok",
+                "weak_w2": w2,
+                "weak_estimate": "monte carlo",
+                "mc_samples": n,
+                "weak_floor": floor,
+                "weak_floor_se": se,
+            }
+        )
+    assert all(r["weak_w2"] > floor + 3 * se for r in rows)
+    text, findings = sc._weak_verdict(rows, None, 1.0)
+    assert text.startswith("does not converge weakly: W2 stops falling at") and findings
+    assert sc._estimate(rows).startswith(f"Monte Carlo, n={n} samples, floor")
+    assert sc._weak_verdict([{**r, "weak_w2": floor} for r in rows], None, 1.0)[0].startswith(
+        "weak error at the Monte Carlo floor"
+    )

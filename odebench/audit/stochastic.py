@@ -28,6 +28,13 @@ t_0 > t_1 > ... > t_N (odebench time of the calls, then the end time) receives
 (W(t_k) - W(t_{k+1})) / sqrt(t_k - t_{k+1}), for one Brownian path W sampled on the finest
 nested grid and summed on coarser ones; the error is the RMS distance of a run's output to
 the finest run's output driven by the same path (Kloeden & Platen 1992, ch. 10).
+
+**Monte Carlo law** (:func:`mc_law`, :func:`mc_floor`). Where the output is not affine (DDPM's
+default clip_sample=True clips x0 predictions), n runs from x_T ~ p(t_start) with the noise
+drawn by :class:`Seeded` give the sample mean and covariance; the weak error is the Frechet
+distance (W2 between the Gaussian with those moments and the exact marginal; Dowson & Landau
+1982, Heusel et al. 2017). Its Monte Carlo floor is the same statistic on n exact samples of
+the marginal: the mean over a few seeds is the floor, their spread its standard error.
 """
 
 from __future__ import annotations
@@ -44,7 +51,7 @@ import torch
 
 from .._tensor import DTYPE
 from ..metrics import gaussian_kl as metrics_kl
-from ..metrics import gaussian_w2, rms_error
+from ..metrics import gaussian_w2, psd_factor, rms_error
 from . import probes
 from .adapters import Trace, drive
 
@@ -144,6 +151,17 @@ class PathNoise(NoiseSource):
         return self.noise[self.step].to(dtype).reshape(shape)
 
 
+class Seeded(NoiseSource):
+    """Every draw is standard normal from one seeded ``torch.Generator`` (float64, then cast)."""
+
+    def __init__(self, seed: int) -> None:
+        super().__init__()
+        self.gen = torch.Generator().manual_seed(int(seed))
+
+    def make(self, index, shape, dtype):
+        return torch.randn(shape, generator=self.gen, dtype=DTYPE).to(dtype)
+
+
 def marginal(problem, sched, t: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and square factor of the exact marginal N(alpha m, alpha^2 Sigma + sigma^2 I) of
     a Gaussian problem at time t."""
@@ -241,6 +259,61 @@ def exact_law(
         )
     factor = torch.linalg.qr(cols.T, mode="r").R.T if cols.shape[1] > d else cols
     return Law("ok", mean, factor, full.t_start, k, counter.draw_steps, full)
+
+
+def _moments(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sample mean and a square factor of the sample covariance of the rows of x."""
+    x = x.reshape(x.shape[0], -1).to(DTYPE)
+    return x.mean(0), psd_factor(torch.cov(x.T))
+
+
+def mc_law(
+    factory: Callable[[], Any],
+    steps: int,
+    problem,
+    sched,
+    model,
+    interface,
+    T: int = 1000,
+    step_args: dict[str, Any] | None = None,
+    n: int = 4096,
+    seed: int = 0,
+) -> Law:
+    """The Gaussian with the sample mean and covariance of n seeded runs from x_T ~
+    p(t_start) (see the module docstring): a Monte Carlo stand-in for the exact law."""
+    source = Seeded(seed + 17)
+
+    def start(t: float) -> torch.Tensor:
+        gen = torch.Generator().manual_seed(seed + 13)
+        return problem.sample_marginal(int(n), t, gen).to(DTYPE)
+
+    trace = drive(
+        factory,
+        steps,
+        start,
+        model,
+        T,
+        keep_inputs=False,
+        interface=interface,
+        step_args=step_args,
+        noise=source,
+    )
+    if not trace.ok:
+        return Law(trace.status, trace=trace, draws=len(source.draw_steps))
+    mean, factor = _moments(trace.x_vp)
+    return Law("ok", mean, factor, trace.t_start, len(source.draw_steps), source.draw_steps, trace)
+
+
+def mc_floor(problem, sched, t: float, n: int, seeds: int = 8) -> tuple[float, float]:
+    """Mean and standard deviation over ``seeds`` seeds of the Frechet distance of n exact
+    samples of the marginal at t to that marginal: the floor of :func:`mc_law`'s W2."""
+    m, f = marginal(problem, sched, t)
+    vals = []
+    for s in range(seeds):
+        z = torch.randn(int(n), m.numel(), generator=torch.Generator().manual_seed(s), dtype=DTYPE)
+        vals.append(gaussian_w2(*_moments(m + z @ f.T), m, f))
+    v = torch.tensor(vals, dtype=DTYPE)
+    return float(v.mean()), float(v.std())
 
 
 def _point_time(x: torch.Tensor, x0: torch.Tensor, sched, T: int | None) -> float:
@@ -400,12 +473,15 @@ __all__ = [
     "Law",
     "NoiseSource",
     "PathNoise",
+    "Seeded",
     "draws_per_step",
     "end_time",
     "exact_law",
     "gaussian_kl",
     "input_times",
     "marginal",
+    "mc_floor",
+    "mc_law",
     "noise_module",
     "strong_errors",
     "strong_plan",

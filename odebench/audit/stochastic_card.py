@@ -45,11 +45,71 @@ COLUMNS = [
     "max_gap",
     "worst_t_call",
     "worst_t_state",
+    "weak_estimate",
+    "mc_samples",
+    "weak_floor",
+    "weak_floor_se",
 ]
+MARGIN = 3.0  # standard errors above the Monte Carlo floor for a rung to enter the weak fit
+PLATEAU = 4  # finest resolved rungs whose slope tells a plateau
+
+
+def _monte_carlo(rows) -> list[dict[str, Any]]:
+    return [r for r in _ok(rows) if r.get("weak_estimate") == "monte carlo"]
+
+
+def _resolved(r) -> bool:
+    """A Monte Carlo rung whose W2 exceeds its floor by MARGIN standard errors (exact: all)."""
+    if r.get("weak_estimate") != "monte carlo":
+        return True
+    floor, se = r.get("weak_floor"), r.get("weak_floor_se")
+    return _finite(floor) and _finite(se) and r.get("weak_w2", math.nan) > floor + MARGIN * se
+
+
+def _estimate(rows) -> str:
+    """How the weak error was estimated, for the card."""
+    mc = _monte_carlo(rows)
+    if not mc:
+        return "exact W2 to the marginal at the end time"
+    r = max(mc, key=lambda r: r["steps"])
+    used = sum(1 for r in mc if _finite(r.get("weak_w2")) and _resolved(r))
+    return (
+        f"Monte Carlo, n={int(r['mc_samples'])} samples, floor {r.get('weak_floor', math.nan):.1e}"
+        f" +- {r.get('weak_floor_se', math.nan):.1e}: Frechet W2 to the marginal at the end "
+        f"time, fitted on the {used} of {len(mc)} rungs above floor + {MARGIN:g} SE"
+    )
+
+
+def _mc_verdict(rows) -> tuple[str, list[str]] | None:
+    """The weak verdict of a Monte Carlo ladder: at the floor, a plateau above it (the error
+    stops falling: a bias such as clipping), or the exact-law verdict on the resolved rungs."""
+    mc = sorted(
+        (r for r in _monte_carlo(rows) if _finite(r.get("weak_w2"))), key=lambda r: r["steps"]
+    )
+    if not mc:
+        return None
+    up = [r for r in mc if _resolved(r)]
+    floor = f"Monte Carlo floor {mc[-1].get('weak_floor', math.nan):.1e}"
+    if len(up) < 3:
+        text = f"weak error at the {floor} from N={mc[0]['steps']}: weak order not measured"
+        return text, [text]
+    tail = up[-PLATEAU:]
+    local = _fit(tail, "weak_w2")
+    if up[-1] is mc[-1] and (local is None or not local.ok or local.slope <= 0.3):
+        plateau = sorted(r["weak_w2"] for r in tail)[len(tail) // 2]
+        text = (
+            f"does not converge weakly: W2 stops falling at {plateau:.1e} (N={tail[0]['steps']}.."
+            f"{tail[-1]['steps']}), {plateau / mc[-1]['weak_floor']:.0f}x the {floor}"
+        )
+        return text, [text]
+    return None
 
 
 def _weak_verdict(rows, fit, nominal) -> tuple[str, list[str]]:
-    good = [r for r in _ok(rows) if _finite(r.get("weak_w2"))]
+    mc = _mc_verdict(rows)
+    if mc is not None:
+        return mc
+    good = [r for r in _ok(rows) if _finite(r.get("weak_w2")) and _resolved(r)]
     if not good:
         return "no exact law: weak order not measured", []
     errs = [r["weak_w2"] for r in sorted(good, key=lambda r: r["steps"])]
@@ -76,7 +136,7 @@ def _weak_verdict(rows, fit, nominal) -> tuple[str, list[str]]:
 def build(rows: list[dict[str, Any]], facts: dict[str, Any]) -> AuditReport:
     """Fits, verdict, findings and card lines of a stochastic sampler."""
     keys = (("ode", "weak_w2"), ("weak", "weak_w2"), ("data", "weak_w2_data"))
-    fits = {name: _fit(rows, key) for name, key in keys}
+    fits = {name: _fit(rows, key, _resolved) for name, key in keys}
     fits["strong"] = _fit([r for r in rows if _finite(r.get("strong_err"))], "strong_err")
     nominal = float(facts["nominal"]) if _finite(facts.get("nominal")) else None
     findings: list[str] = []
@@ -129,12 +189,15 @@ def build(rows: list[dict[str, Any]], facts: dict[str, Any]) -> AuditReport:
     if not facts.get("takes_generator"):
         repro = "no generator= argument"
     kl = _finest(rows, "weak_kl")
+    mc = _monte_carlo(rows)
+    no_kl = "a sample covariance" if mc else "a singular covariance"
+    laws = f"Monte Carlo laws of {int(mc[0]['mc_samples'])} runs" if mc else "exact output laws"
     lines = [
         ("sampler", str(facts.get("sampler"))),
         (
             "problem",
             f"{facts.get('problem')} on {facts.get('odebench_schedule') or facts.get('schedule')}"
-            f" (exact output laws; {facts.get('n_samples')} paths for the strong error)",
+            f" ({laws}; {facts.get('n_samples')} paths for the strong error)",
         ),
         ("class", "stochastic (SDE sampler): not judged as an ODE solver"),
         (
@@ -158,11 +221,11 @@ def build(rows: list[dict[str, Any]], facts: dict[str, Any]) -> AuditReport:
             f"{facts.get('nominal') if nominal is not None else '-'} "
             f"({facts.get('nominal_source')})",
         ),
-        ("weak order", _fmt_fit(weak) + " (exact W2 to the marginal at the end time)"),
+        ("weak order", f"{_fmt_fit(weak)} ({_estimate(rows)})"),
         (
             "weak error",
             f"W2 {_finest(rows, 'weak_w2'):.2e} at the finest N"
-            + (f"; KL {kl:.2e}" if _finite(kl) else "; KL - (a singular covariance)"),
+            + (f"; KL {kl:.2e}" if _finite(kl) else f"; KL - ({no_kl})"),
         ),
         ("strong order", strong_text),
         ("verdict", verdict_text),
