@@ -114,6 +114,9 @@ class Field:
     choices: Callable[[], Sequence[Any]] | Sequence[Any] | None = None
     check: Callable[[Any], str | None] | None = None
     help: str = ""
+    #: A string "module:attribute" passes ``choices`` (then ``check`` decides): the user's own
+    #: objects, e.g. solvers defined in their package.
+    importable: bool = False
 
     @property
     def types(self) -> tuple[type, ...]:

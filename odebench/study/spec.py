@@ -99,7 +99,8 @@ def _check_value(key: str, spec: Field, value: Any, expected: str, item: int | N
             f"{key}: expected {expected}, got {type(value).__name__} {format_value(value)}{where}"
         ) from None
     allowed = spec.allowed_values()
-    if allowed is not None and value not in allowed:
+    user_object = spec.importable and isinstance(value, str) and ":" in value
+    if allowed is not None and value not in allowed and not user_object:
         shown = ", ".join(format_value(v, 40) for v in allowed)
         hint = ""
         if isinstance(value, str):

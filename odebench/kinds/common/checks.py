@@ -53,6 +53,18 @@ def sampler_names() -> list[str]:
     return [n for n in solvers.names(include_aliases=True) if n != "pf"]
 
 
+def user_solver(value: str) -> str | None:
+    """None for a registered name; for "module:attribute", None if it imports to a solver,
+    else why not (a one-line message naming the module)."""
+    if ":" not in value:
+        return None
+    try:
+        solvers.get(value)
+    except ValueError as err:
+        return str(err)
+    return None
+
+
 def any_sampler_names() -> list[str]:
     """``sampler_names`` and the stochastic samplers (``solvers.sde_names``)."""
     return sampler_names() + solvers.sde_names()

@@ -24,6 +24,7 @@ from .checks import (
     spacing_names,
     start_time,
     tolerance,
+    user_solver,
 )
 
 PROBLEM = Field(str, choices=problems.names, help="embedded problem")
@@ -71,10 +72,15 @@ DEVICE = Field(
 
 
 def solver(default: Any = REQUIRED, help: str = "solvers", stochastic: bool = False) -> Field:
-    """The solvers of a cell (a ladder axis): any fixed-step sampler or alias, and with
-    ``stochastic`` the SDE samplers too."""
+    """The solvers of a cell (a ladder axis): any fixed-step sampler or alias, with
+    ``stochastic`` the SDE samplers too, or a solver of the user's own as "module:attribute"."""
     return Field(
-        str, default=default, choices=any_sampler_names if stochastic else sampler_names, help=help
+        str,
+        default=default,
+        choices=any_sampler_names if stochastic else sampler_names,
+        check=user_solver,
+        help=help,
+        importable=True,
     )
 
 
