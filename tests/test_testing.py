@@ -1,0 +1,68 @@
+"""odebench.testing: a sampler author's order check, on k-diffusion-style functions too."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from odebench.testing import KDiffusionSampler, assert_order, measure_order
+
+
+def sample_euler(model, x, sigmas):
+    """k-diffusion's sample_euler without churn: Euler in sigma on d = (x - D(x)) / sigma."""
+    for i in range(len(sigmas) - 1):
+        d = (x - model(x, sigmas[i])) / sigmas[i]
+        x = x + d * (sigmas[i + 1] - sigmas[i])
+    return x
+
+
+def sample_dpmpp_2m(model, x, sigmas, planted_bug=False):
+    """k-diffusion's DPM-Solver++(2M) in the variable t = -log sigma."""
+    old = None
+    for i in range(len(sigmas) - 1):
+        denoised = model(x, sigmas[i])
+        t, t_next = -sigmas[i].log(), -sigmas[i + 1].log()
+        h = t_next - t
+        if old is None or sigmas[i + 1] == 0:
+            x = (sigmas[i + 1] / sigmas[i]) * x - (-h).expm1() * denoised
+        else:
+            r = (t - (-sigmas[i - 1].log())) / h
+            w = 1 / r if planted_bug else 1 / (2 * r)  # the bug: twice the correction
+            x = (sigmas[i + 1] / sigmas[i]) * x - (-h).expm1() * ((1 + w) * denoised - w * old)
+        old = denoised
+    return x
+
+
+def buggy(model, x, sigmas):
+    return sample_dpmpp_2m(model, x, sigmas, planted_bug=True)
+
+
+@pytest.mark.parametrize(
+    "sampler, order",
+    [(sample_euler, 1), (sample_dpmpp_2m, 2), ("heun", 2), ("dpm-solver-3", 3)],
+)
+def test_correct_samplers_pass_in_seconds(sampler, order):
+    start = time.perf_counter()
+    fit = assert_order(sampler, order)
+    assert fit.ci_low <= order + 0.25 and fit.ci_high >= order - 0.25
+    assert time.perf_counter() - start < 10
+
+
+def test_the_planted_bug_fails_with_the_errors_and_slopes():
+    with pytest.raises(AssertionError) as info:
+        assert_order(buggy, 2)
+    message = str(info.value)
+    assert "expected order 2" in message and "local slope" in message
+    assert measure_order(buggy).slope < 1.3  # clearly less than 2: the bug costs an order
+
+
+def test_options_and_bad_input():
+    fit = measure_order(sample_euler, schedule="cosine", to_data=False, steps=(20, 40, 80))
+    assert 0.8 < fit.slope < 1.2
+    with pytest.raises(ValueError, match="at least 3 step counts"):
+        measure_order(sample_euler, steps=(10, 20))
+    with pytest.raises(ValueError, match="callable"):
+        KDiffusionSampler(3)
+    with pytest.raises(ValueError, match="returned"):
+        measure_order(lambda model, x, sigmas: x[:1])
