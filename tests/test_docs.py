@@ -136,7 +136,10 @@ def test_every_study_page_says_what_is_reproducible():
 
 
 #: Pages whose python blocks a test of their own executes.
-EXECUTED_PAGES = {"adding-a-solver.md": "tests/test_adding_a_solver.py"}
+EXECUTED_PAGES = {
+    "adding-a-solver.md": "tests/test_adding_a_solver.py",
+    "testing-your-sampler.md": "tests/test_testing_page.py",
+}
 
 
 def test_python_blocks_in_the_docs_are_the_readme_tour():

@@ -5,8 +5,13 @@ from __future__ import annotations
 import time
 
 import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+import odebench as ob
 from odebench.testing import KDiffusionSampler, assert_order, measure_order
+from odebench.testing import strategies as obst
 
 
 def sample_euler(model, x, sigmas):
@@ -66,3 +71,30 @@ def test_options_and_bad_input():
         KDiffusionSampler(3)
     with pytest.raises(ValueError, match="returned"):
         measure_order(lambda model, x, sigmas: x[:1])
+
+
+@given(prob=obst.mixtures(), data=st.data())
+@settings(max_examples=30, deadline=None)
+def test_the_strategies_give_valid_problems_and_grids(prob, data):
+    ts = data.draw(obst.grids(prob.schedule))
+    assert ts.ndim == 1 and len(ts) >= 2 and bool((ts[1:] < ts[:-1]).all())
+    ob.grids.check_grid(ts, prob.schedule)
+    x = prob.sample_marginal(4, float(ts[0]))
+    assert bool(torch.isfinite(prob.eps(x, ts[0])).all())
+    sol = ob.solve("ddim", prob.eps, prob.schedule, x, ts)
+    assert sol.diverged is None
+
+
+@given(sched=obst.schedules(), data=st.data())
+@settings(max_examples=30, deadline=None)
+def test_a_property_test_written_with_them(sched, data):
+    """What a user writes with the strategies: DDIM is exact on Dirac data under any schedule
+    and grid (Liu et al. 2022, Property 3.1), so its states are alpha x0 + sigma n."""
+    ts = data.draw(obst.grids(sched, max_steps=20))
+    point = torch.tensor([1.5, -0.5], dtype=torch.float64)
+    prob = ob.problems.Dirac(point, sched)
+    noise = torch.randn(4, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    x = sched.alpha(ts[0]) * point + sched.sigma(ts[0]) * noise
+    out = ob.solve("ddim", prob.eps, sched, x, ts).x
+    exact = sched.alpha(ts[-1]) * point + sched.sigma(ts[-1]) * noise
+    assert float((out - exact).abs().max()) < 1e-9 * (1.0 + float(exact.abs().max()))

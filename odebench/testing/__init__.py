@@ -22,11 +22,11 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from . import convergence, problems, schedules
-from ._tensor import DTYPE
-from .metrics import OrderFit, fit_order, rms_error
-from .solvers import Solver, solve
-from .solvers import get as get_solver
+from .. import convergence, problems, schedules
+from .._tensor import DTYPE
+from ..metrics import OrderFit, fit_order, rms_error
+from ..solvers import Solver, solve
+from ..solvers import get as get_solver
 
 KSampler = Callable[..., torch.Tensor]
 
