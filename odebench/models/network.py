@@ -28,6 +28,14 @@ the network's own output, ``.x0(x, t)`` the data prediction straight from it (ex
 alpha = 0, as ``PredictionModel.x0``). An eps network (the default) is called as before,
 with no conversion at all.
 
+A conditioned network takes ``condition=`` (class labels or embeddings, one shared row or one
+per sample), passed as the third argument or as ``condition_keyword=`` (e.g.
+``"encoder_hidden_states"`` or ``"class_labels"`` for diffusers models, whose ``.sample`` is
+read off their output). With ``guidance_scale`` w != 1 and a ``null_condition`` (the
+unconditional label or embedding) the model is classifier-free guided (Ho & Salimans 2022):
+both are evaluated in one batch and the solver sees out_null + w (out_cond - out_null), in
+the network's own prediction, before the conversion to eps.
+
 With ``input_shape`` the states may be flat vectors (as analytic problems use) for a network
 that takes images: they are reshaped on the way in and back on the way out. The wrapper
 moves x to the network's device and dtype, evaluates in batches of at most
@@ -66,6 +74,10 @@ class NetworkModel:
         input_shape: tuple[int, ...] | None = None,
         prediction: str = "eps",
         schedule: Schedule | str | None = None,
+        condition: torch.Tensor | None = None,
+        null_condition: torch.Tensor | None = None,
+        guidance_scale: float = 1.0,
+        condition_keyword: str | None = None,
     ):
         if time_input not in TIME_INPUTS:
             raise ValueError(
@@ -82,6 +94,7 @@ class NetworkModel:
             )
             raise ValueError(f"{why} needs schedule= (the schedule the network was trained on)")
         self.schedule = get_schedule(schedule) if schedule is not None else None
+        self._set_conditioning(condition, null_condition, guidance_scale, condition_keyword)
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         params = next(iter(net.parameters()), None)
@@ -149,9 +162,16 @@ class NetworkModel:
         step = self.batch_size or x.shape[0]
         context = torch.inference_mode() if self.inference_mode else torch.enable_grad()
         with context:
-            outs = [
-                self.net(xin[i : i + step], tin[i : i + step]) for i in range(0, x.shape[0], step)
-            ]
+            if self.condition is None:
+                outs = [
+                    self.net(xin[i : i + step], tin[i : i + step])
+                    for i in range(0, x.shape[0], step)
+                ]
+            else:
+                outs = [
+                    self._conditioned(xin[i : i + step], tin[i : i + step], i)
+                    for i in range(0, x.shape[0], step)
+                ]
         out = torch.cat(outs) if len(outs) > 1 else outs[0]
         if self.input_shape is not None and out.shape == xin.shape:
             out = out.reshape(x.shape)
@@ -162,6 +182,54 @@ class NetworkModel:
             )
         out = out.to(device=x.device, dtype=x.dtype)
         return (out.clone() if out.is_inference() else out), t  # usable outside inference mode
+
+    # -- conditioning and classifier-free guidance ------------------------------------------
+    def _set_conditioning(self, condition, null_condition, scale, keyword) -> None:
+        for name, c in (("condition", condition), ("null_condition", null_condition)):
+            if c is not None and not isinstance(c, torch.Tensor):
+                raise ValueError(f"{name} must be a tensor (labels or embeddings), got {c!r}")
+        if isinstance(scale, bool) or not isinstance(scale, int | float) or not scale >= 0:
+            raise ValueError(f"guidance_scale must be a number >= 0, got {scale!r}")
+        if scale != 1.0 and (condition is None or null_condition is None):
+            raise ValueError("guidance_scale != 1 needs a condition and a null_condition")
+        if null_condition is not None and condition is None:
+            raise ValueError("null_condition needs a condition")
+        self.condition, self.null_condition = condition, null_condition
+        self.guidance_scale, self.condition_keyword = float(scale), keyword
+
+    def _rows(self, c: torch.Tensor, start: int, n: int) -> torch.Tensor:
+        """Rows start..start+n of a condition: one shared (leading size 1) or one per sample."""
+        c = c.to(device=self.device)
+        if c.is_floating_point():
+            c = c.to(dtype=self.dtype)
+        if c.shape[0] == 1:
+            return c.expand(n, *c.shape[1:])
+        if c.shape[0] < start + n:
+            raise ValueError(
+                f"{self.name}: a condition has {c.shape[0]} rows; give 1 (shared) or one per sample"
+            )
+        return c[start : start + n]
+
+    def _call(self, x, t, c):
+        out = (
+            self.net(x, t, **{self.condition_keyword: c})
+            if self.condition_keyword
+            else self.net(x, t, c)
+        )
+        return out if isinstance(out, torch.Tensor) else out.sample  # diffusers' output objects
+
+    def _conditioned(self, x, t, start: int) -> torch.Tensor:
+        """The network's output with the condition; with guidance w != 1 the classifier-free
+        combination out_null + w (out_cond - out_null) (Ho & Salimans 2022) of one batch."""
+        n = x.shape[0]
+        cond = self._rows(self.condition, start, n)
+        if self.guidance_scale == 1.0:
+            return self._call(x, t, cond)
+        null = self._rows(self.null_condition, start, n)
+        both = self._call(torch.cat([x, x]), torch.cat([t, t]), torch.cat([cond, null]))
+        self.samples += n
+        out_c, out_u = both[:n], both[n:]
+        return out_u + self.guidance_scale * (out_c - out_u)
 
     def __repr__(self) -> str:
         predicts = "" if self.prediction == "eps" else f" prediction={self.prediction!r}"
