@@ -88,3 +88,34 @@ def test_bad_conditioning_is_one_line():
     model = NetworkModel(LabelNet(), condition=torch.tensor([0, 1]))
     with pytest.raises(ValueError, match="one per sample"):
         model(torch.zeros(3, 2, dtype=D), 0.5)
+
+
+def test_a_tiny_diffusers_conditional_unet_from_a_local_folder_with_guidance(tmp_path):
+    """A UNet2DConditionModel built here (no download), saved and loaded back: the guided
+    model is the null output plus w times the difference, computed in one batch."""
+    diffusers = pytest.importorskip("diffusers")
+    torch.manual_seed(0)
+    unet = diffusers.UNet2DConditionModel(
+        sample_size=8,
+        in_channels=1,
+        out_channels=1,
+        layers_per_block=1,
+        block_out_channels=(8, 16),
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=8,
+        norm_num_groups=4,
+        attention_head_dim=2,
+    )
+    unet.save_pretrained(tmp_path / "cond", safe_serialization=True)
+    text, empty = torch.randn(1, 4, 8), torch.zeros(1, 4, 8)
+    load = ob.models.load_diffusers_unet
+    kw = {"dtype": torch.float64, "input_shape": (1, 8, 8)}
+    cond = load(tmp_path / "cond", condition=text, **kw)
+    null = load(tmp_path / "cond", condition=empty, **kw)
+    guided = load(tmp_path / "cond", condition=text, null_condition=empty, guidance_scale=5.0, **kw)
+    x = torch.randn(3, 64, dtype=D)
+    c, u, g = cond(x, 0.5), null(x, 0.5), guided(x, 0.5)
+    torch.testing.assert_close(g, u + 5.0 * (c - u), rtol=1e-9, atol=1e-9)
+    with pytest.raises(ValueError, match="needs condition="):
+        load(tmp_path / "cond")
