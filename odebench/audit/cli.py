@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .functions import FUNCTION_STEPS, is_function_spec
 from .measure import DEFAULT_STEPS
 
 DEFAULT_OUT = "results/audit"
@@ -30,6 +31,10 @@ def _steps(text: str) -> list[int]:
     return values
 
 
+def _default_steps(sampler: str) -> list[int]:
+    return FUNCTION_STEPS if is_function_spec(sampler) else DEFAULT_STEPS
+
+
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Add the ``audit`` subcommand to ``subparsers`` (from ``add_subparsers``)."""
     p = subparsers.add_parser(
@@ -39,21 +44,27 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "it calls the model, its effective start and end times, its measured order against "
         "the exact ODE, float64, and odebench's solver of the same family at equal NFE.",
     )
-    p.add_argument("sampler", help="diffusers:ClassName (any scheduler class of diffusers)")
+    p.add_argument(
+        "sampler",
+        help="diffusers:ClassName (any scheduler class of diffusers), or a k-diffusion-style "
+        "function sample(model, x, sigmas, ...): path/to/file.py:name or package.module:name",
+    )
     p.add_argument("--config", default=None, help="scheduler config as a JSON object")
     p.add_argument(
         "--problem", default="gaussian-lowrank", help="problem (default gaussian-lowrank)"
     )
     p.add_argument(
         "--schedule",
-        default="ddpm-linear-1000",
-        help="discrete table: ddpm-linear-1000 (default), scaled-linear-1000, cosine-1000",
+        default=None,
+        help="diffusers: a discrete table, ddpm-linear-1000 (default), scaled-linear-1000, "
+        "cosine-1000; a function: a VP schedule (default linear)",
     )
     p.add_argument(
         "--steps",
         type=_steps,
-        default=DEFAULT_STEPS,
-        help="step-count ladder (default " + ",".join(map(str, DEFAULT_STEPS)) + ")",
+        default=None,
+        help="step-count ladder (default " + ",".join(map(str, DEFAULT_STEPS)) + "; "
+        "functions: " + ",".join(map(str, FUNCTION_STEPS)) + ")",
     )
     p.add_argument("--n-samples", type=int, default=32, help="start points (default 32)")
     p.add_argument("--seed", type=int, default=0, help="seed of the start points")
@@ -79,7 +90,7 @@ def run(args: argparse.Namespace) -> None:
         args.config,
         problem=args.problem,
         schedule=args.schedule,
-        steps=args.steps,
+        steps=args.steps if args.steps is not None else _default_steps(args.sampler),
         n_samples=args.n_samples,
         seed=args.seed,
         strong=True if getattr(args, "strong", False) else None,

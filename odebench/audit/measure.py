@@ -308,8 +308,19 @@ def measure_facts(
     return facts
 
 
+def instance_config(sch: Any) -> dict[str, Any]:
+    """The entries of a scheduler instance's config that differ from its class's defaults
+    (what a user config would have to say to build it)."""
+    config = {k: v for k, v in dict(getattr(sch, "config", {}) or {}).items() if k[:1] != "_"}
+    try:
+        defaults = dict(make_factory(type(sch), {})().config)
+    except Exception:  # a class that cannot be built bare: keep its whole config
+        return config
+    return {k: v for k, v in config.items() if defaults.get(k, config) != v}
+
+
 def measure(
-    sampler: str | type,
+    sampler: Any,
     config: dict[str, Any] | str | None = None,
     *,
     problem: str = "gaussian-lowrank",
@@ -321,7 +332,8 @@ def measure(
     probe_steps: int = 50,
     strong: bool | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Rows of the ladder and the facts of ``sampler`` (a class, or "diffusers:Name").
+    """Rows of the ladder and the facts of ``sampler`` (a class, "diffusers:Name", or a
+    scheduler instance, audited as its class with its config).
     A stochastic sampler gets the weak / strong ladder of :mod:`.stochastic_ladder`;
     ``strong=True`` makes a strong order required (ValueError with one line where the audit
     cannot drive its noise by a Brownian path), False skips it."""
@@ -334,8 +346,10 @@ def measure(
 def _measure(
     sampler, config, problem, schedule, steps, n_samples, seed, claim, probe_steps, strong
 ):
-    cls = resolve(sampler)
     user = parse_config(config)
+    if not isinstance(sampler, str | type) and hasattr(sampler, "set_timesteps"):
+        sampler, user = type(sampler), {**instance_config(sampler), **user}
+    cls = resolve(sampler)
     steps = sorted({int(n) for n in steps})
     if len(steps) < 3 or steps[0] < 1:
         raise ValueError(f"need at least 3 distinct positive step counts, got {steps}")

@@ -419,6 +419,10 @@ def write(report: AuditReport, out: Path | str) -> list[Path]:
         out / f"{stem}.png",
     )
     columns = None
+    if report.facts.get("kind") == "function":
+        from .functions import FUNCTION_COLUMNS
+
+        columns = FUNCTION_COLUMNS
     if report.facts.get("stochastic"):
         from . import stochastic_card
 
@@ -484,14 +488,33 @@ def draw(ax, report: AuditReport, ok: list[dict[str, Any]] | None = None, legend
 
 
 def audit(
-    sampler: str | type,
+    sampler: Any,
     config: dict[str, Any] | str | None = None,
     **options: Any,
 ) -> AuditReport:
-    """Measure ``sampler`` (a scheduler class or "diffusers:Name") with ``config`` from
-    outside and return its report card (see :func:`odebench.audit.measure.measure` for the
-    options: problem, schedule, steps, n_samples, seed, claim, probe_steps)."""
+    """Measure ``sampler`` from outside and return its report card. ``sampler`` is a
+    scheduler class, "diffusers:Name" or a scheduler instance (its config is used; options of
+    :func:`odebench.audit.measure.measure`: problem, schedule, steps, n_samples, seed, claim,
+    probe_steps), or a k-diffusion-style function, "path/file.py:name" or
+    "package.module:name" (:mod:`.functions`; options problem, schedule, steps, n_samples,
+    seed, claim; no config)."""
+    from . import functions
     from .measure import measure
 
+    if functions.is_function_spec(sampler) or (
+        callable(sampler) and not isinstance(sampler, type) and not hasattr(sampler, "step")
+    ):
+        if config:
+            raise ValueError("a sampler function takes no --config")
+        if options.pop("strong", None):
+            raise ValueError("--strong is for stochastic diffusers schedulers, not functions")
+        name = sampler if isinstance(sampler, str) else None
+        fn = functions.load(sampler) if isinstance(sampler, str) else sampler
+        if options.get("schedule") is None:
+            options["schedule"] = "linear"
+        rows, facts = functions.measure_function(fn, name=name, **options)
+        return functions.build_function_report(rows, facts)
+    if options.get("schedule", "") is None:
+        options.pop("schedule")
     rows, facts = measure(sampler, config, **options)
     return build_report(rows, facts)
