@@ -98,3 +98,10 @@ def test_a_property_test_written_with_them(sched, data):
     out = ob.solve("ddim", prob.eps, sched, x, ts).x
     exact = sched.alpha(ts[-1]) * point + sched.sigma(ts[-1]) * noise
     assert float((out - exact).abs().max()) < 1e-9 * (1.0 + float(exact.abs().max()))
+
+
+def test_a_diffusers_scheduler_instance_is_measured_as_a_pipeline_drives_it():
+    diffusers = pytest.importorskip("diffusers")
+    start = time.perf_counter()
+    fit = assert_order(diffusers.DDIMScheduler(clip_sample=False), 1, steps=(25, 50, 100, 200, 400))
+    assert 0.8 < fit.slope < 1.3 and time.perf_counter() - start < 15

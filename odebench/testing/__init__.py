@@ -9,8 +9,9 @@ and gets odebench's measurement: the global error of the sampler's final state a
 reference that reports its own accuracy (the exact Gaussian flow by default), over a ladder of
 step counts, with the order fitted with a 95% confidence interval. A failure shows the step
 counts, errors, local slopes and the fitted order. ``sampler`` is a solver name, a
-``Solver``, or a k-diffusion-style function ``sample(model, x, sigmas)`` with a denoiser
-``model(x, sigma) -> x0`` on x = x0 + sigma z (``KDiffusionSampler``).
+``Solver``, a k-diffusion-style function ``sample(model, x, sigmas)`` with a denoiser
+``model(x, sigma) -> x0`` on x = x0 + sigma z (``KDiffusionSampler``), or a diffusers
+scheduler instance (driven by ``odebench.audit`` on its own table, as a pipeline drives it).
 
 By default the ladder runs from t = 1 to t = 0.1, the smooth region away from the data end
 (where the audit's "order at t=0.1" line measures); ``to_data=True`` runs it to t = 0.
@@ -88,6 +89,8 @@ def measure_order(
     seed: int = 0,
 ) -> OrderFit:
     """The fitted global order of ``sampler`` (see the module docstring)."""
+    if _is_scheduler(sampler):
+        return _scheduler_order(sampler, problem, steps, to_data, n_samples, seed)
     solver = as_solver(sampler)
     sched = schedules.get(schedule)
     prob = problems.get(problem, sched)
@@ -104,6 +107,22 @@ def measure_order(
         h.append((t_max - t_end) / n)
         err.append(rms_error(sol.x, ref.at(float(ts[-1]))))
     return fit_order(h, err)
+
+
+def _is_scheduler(obj) -> bool:
+    return hasattr(obj, "set_timesteps") and hasattr(obj, "step") and not isinstance(obj, type)
+
+
+def _scheduler_order(scheduler, problem, steps, to_data, n_samples, seed) -> OrderFit:
+    """A diffusers scheduler instance, driven as a pipeline drives it by the audit on its own
+    table (``odebench.audit``): its order at t = 0.1, or to the data with ``to_data``."""
+    from ..audit import audit
+
+    report = audit(scheduler, problem=problem, steps=list(steps), n_samples=n_samples, seed=seed)
+    fit = report.fits.get("data" if to_data else "mid")
+    if fit is None:
+        raise AssertionError("the audit measured no order:\n" + report.card())
+    return fit
 
 
 def assert_order(
