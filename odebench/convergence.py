@@ -23,22 +23,8 @@ from .reference import Reference, reference, union_times
 from .schedules import Schedule
 from .solvers import Solver, solve
 
-#: Where a study starts when the schedule's end has alpha = 0 (flow matching at t = 1, where
-#: eps = x says nothing about x0): sigma / alpha = 80, EDM's sigma_max (Karras et al. 2022),
-#: which is t = 80/81 under flow matching and the end t = 1 of the "ve" schedule.
-SIGMA_TILDE_START = 80.0
-
 #: Times at which local errors are measured (those inside (t_min, t_max) are used).
 LOCAL_T0 = (0.8, 0.4, 0.1, 0.01, 0.001)
-
-
-def start_time(schedule: Schedule, t_max: float) -> float:
-    """``t_max`` capped at the schedule's start: its end ``t_hi``, or, where alpha vanishes
-    there (t = 1 under flow matching), the time where sigma / alpha = ``SIGMA_TILDE_START``."""
-    hi = float(schedule.t_hi)
-    if float(schedule.alpha(hi)) == 0.0:
-        hi = float(schedule.t_from_sigma_tilde(SIGMA_TILDE_START))
-    return min(float(t_max), hi)
 
 
 def exact_model(problem, kind: str):

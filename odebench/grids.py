@@ -84,6 +84,21 @@ def timesteps(
     return ts
 
 
+#: Where sampling starts when the schedule's end has alpha = 0 (flow matching at t = 1, where
+#: eps = x says nothing about x0): sigma / alpha = 80, EDM's sigma_max (Karras et al. 2022),
+#: which is t = 80/81 under flow matching and the end t = 1 of the "ve" schedule.
+SIGMA_TILDE_START = 80.0
+
+
+def start_time(schedule: Schedule, t_max: float) -> float:
+    """``t_max`` capped at the schedule's start: its end ``t_hi``, or, where alpha vanishes
+    there (t = 1 under flow matching), the time where sigma / alpha = ``SIGMA_TILDE_START``."""
+    hi = float(schedule.t_hi)
+    if float(schedule.alpha(hi)) == 0.0:
+        hi = float(schedule.t_from_sigma_tilde(SIGMA_TILDE_START))
+    return min(float(t_max), hi)
+
+
 def shifted(ts: torch.Tensor, shift: float) -> torch.Tensor:
     """The flow-matching time shift t -> shift t / (1 + (shift - 1) t), elementwise."""
     if isinstance(shift, bool) or not isinstance(shift, int | float) or not shift > 0:

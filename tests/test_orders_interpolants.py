@@ -63,18 +63,18 @@ def test_a_velocity_model_gives_the_errors_of_the_eps_model_to_round_off(flow_ta
 
 def test_flow_starts_where_sigma_over_alpha_is_80_and_other_schedules_are_unchanged():
     flow = ob.schedules.get("flow")
-    start = convergence.start_time(flow, 1.0)
+    start = ob.grids.start_time(flow, 1.0)
     assert math.isclose(float(flow.sigma_tilde(start)), 80.0, rel_tol=1e-12)
     assert math.isclose(start, 80 / 81, rel_tol=1e-14)
-    assert convergence.start_time(flow, 0.5) == 0.5
+    assert ob.grids.start_time(flow, 0.5) == 0.5
     for name in ("linear", "cosine", "ve"):
         sched = ob.schedules.get(name)
-        assert convergence.start_time(sched, 1.0) == min(1.0, sched.t_hi)
+        assert ob.grids.start_time(sched, 1.0) == min(1.0, sched.t_hi)
 
 
 def test_a_shifted_ladder_keeps_its_ends_and_moves_its_nodes_to_high_noise():
     sched = ob.schedules.get("flow")
-    t_max = convergence.start_time(sched, 1.0)
+    t_max = ob.grids.start_time(sched, 1.0)
     plain = convergence.ladder_grids([8], "uniform", t_max, 1e-3, sched)[8]
     moved = convergence.ladder_grids([8], "uniform", t_max, 1e-3, sched, shift=3.0)[8]
     assert moved[0] == plain[0] == t_max and moved[-1] == plain[-1] == 1e-3

@@ -36,7 +36,7 @@ import torch
 
 from .. import problems, schedules
 from .._tensor import DTYPE, one_thread
-from ..grids import timesteps
+from ..grids import start_time, timesteps
 from ..metrics import rms_error
 from ..reference import reference
 from .adapters import _one_line
@@ -48,7 +48,6 @@ FUNCTION_STEPS = [8, 11, 16, 23, 32, 45, 64, 90, 128]
 MID = 0.1  # the positive end (the card's "order at t=0.1")
 SIGMA_MIN = 0.002  # Karras et al. 2022's sigma_min, before k-diffusion's appended 0
 RHO = 7.0
-SIGMA_START = 80.0  # where alpha vanishes at the schedule's start (flow): EDM's sigma_max
 OPTIONAL = ("extra_args", "callback", "disable")
 
 
@@ -129,13 +128,6 @@ class Denoiser:
             return torch.cat([self(x[i : i + 1], s[i]) for i in range(x.shape[0])])
         t, alpha = self.time(float(s[0]))
         return self.x0(alpha * x.to(DTYPE), torch.tensor(t, dtype=DTYPE)).to(x.dtype)
-
-
-def _start_time(sched) -> float:
-    hi = float(sched.t_hi)
-    if float(sched.alpha(torch.tensor(hi, dtype=DTYPE))) == 0.0:
-        hi = float(sched.t_from_sigma_tilde(torch.tensor(SIGMA_START, dtype=DTYPE)))
-    return hi
 
 
 def grids(n: int, sched, t0: float) -> dict[str, torch.Tensor]:
@@ -242,7 +234,7 @@ def measure_function(
         raise ValueError(f"need at least 3 distinct step counts >= 2, got {steps}")
     sched = schedules.get(schedule)
     prob = problems.get(problem, sched)
-    t0 = _start_time(sched)
+    t0 = start_time(sched, float(sched.t_hi))
     x_T = prob.sample_marginal(n_samples, t0, torch.Generator().manual_seed(seed)).to(DTYPE)
     args = optional_arguments(fn)
     with one_thread():

@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 
 from .. import convergence, problems, schedules, solvers
-from ..grids import timesteps
+from ..grids import start_time, timesteps
 from ..metrics import rms_error
 from ..reference import reference, union_times
 from ..study import Command, Field, StudyKind, register
@@ -71,7 +71,7 @@ def run_cell(config: dict[str, Any]) -> list[dict[str, Any]]:
     with one_thread():
         sched = schedules.get(config["schedule"])
         prob = problems.get(config["problem"], sched)
-        t_max = convergence.start_time(sched, config["t_max"])
+        t_max = start_time(sched, config["t_max"])
         t_min, spacing = float(config["t_min"]), config["spacing"]
         if not t_min < t_max:
             raise ValueError(f"t_min {t_min:g} must be below t_max {t_max:g}")

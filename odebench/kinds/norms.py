@@ -26,9 +26,9 @@ from typing import Any
 import pandas as pd
 import torch
 
-from .. import convergence, problems, schedules, solvers
+from .. import problems, schedules, solvers
 from .._text import fixed_width
-from ..grids import timesteps
+from ..grids import start_time, timesteps
 from ..metrics import norm_band, norm_statistics, subspace_distance
 from ..reference import reference, union_times
 from ..study import Command, Field, StudyKind, StudyResult, register
@@ -110,7 +110,7 @@ def run_cell(config: dict[str, Any]) -> list[dict[str, Any]]:
     with one_thread():
         sched = schedules.get(config["schedule"])
         prob = problems.get(config["problem"], sched)
-        t_max = convergence.start_time(sched, config["t_max"])
+        t_max = start_time(sched, config["t_max"])
         t_min = float(config["t_min"])
         if not t_min < t_max:
             raise ValueError(f"t_min {t_min:g} must be below t_max {t_max:g}")

@@ -7,7 +7,7 @@ prediction kind, grid shift, solver and step count of the ladder. Rows are tidy:
 The exact model may predict any kind (``prediction``: the solver sees the eps converted by
 ``models.from_prediction``), so the orders under flow matching with a velocity model are
 measured as a flow-matching user runs them; t_max is capped where the schedule can start
-(``convergence.start_time``: t = 80/81 under flow). ``summarize`` fits the order of each solver
+(``grids.start_time``: t = 80/81 under flow). ``summarize`` fits the order of each solver
 (least squares over an automatic window, 95% CI, R^2, local slopes) and gives the verdict
 against the solver's declared order.
 """
@@ -21,6 +21,7 @@ import pandas as pd
 import torch
 
 from .. import convergence, problems, schedules, solvers
+from ..grids import start_time
 from ..study import Command, Field, Shortcut, StudyKind, register
 from .common import (
     ORDER_CELL_KEYS,
@@ -68,7 +69,7 @@ def run_cell(config: dict[str, Any]) -> list[dict[str, Any]]:
     with one_thread():
         sched = schedules.get(config["schedule"])
         prob = problems.get(config["problem"], sched)
-        t_max = convergence.start_time(sched, config["t_max"])
+        t_max = start_time(sched, config["t_max"])
         t_min = float(config["t_min"])
         if not t_min < t_max:
             raise ValueError(f"t_min {t_min:g} must be below t_max {t_max:g}")

@@ -32,9 +32,9 @@ from typing import Any
 import pandas as pd
 import torch
 
-from .. import convergence, problems, schedules, solvers
+from .. import problems, schedules, solvers
 from .._tensor import DTYPE
-from ..grids import timesteps
+from ..grids import start_time, timesteps
 from ..laws import GaussianLaw, exact_law
 from ..metrics.distribution import (
     Estimate,
@@ -223,7 +223,7 @@ def _has_density(problem, t_min: float) -> bool:
 def run_cell(config: dict[str, Any]) -> list[dict[str, Any]]:
     sched = schedules.get(config["schedule"])
     prob = problems.get(config["problem"], sched)
-    t_max = convergence.start_time(sched, config["t_max"])
+    t_max = start_time(sched, config["t_max"])
     t_min = float(config["t_min"])
     if not t_min < t_max:
         raise ValueError(f"t_min {t_min:g} must be below t_max {t_max:g}")

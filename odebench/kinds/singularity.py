@@ -27,7 +27,7 @@ import pandas as pd
 import torch
 
 from .. import convergence, problems, schedules, singularity, solvers
-from ..grids import timesteps
+from ..grids import start_time, timesteps
 from ..study import Command, Field, StudyKind, StudyResult, register
 from .common import (
     fields,
@@ -77,7 +77,7 @@ def run_cell(config: dict[str, Any]) -> list[dict[str, Any]]:
     with one_thread():
         sched = schedules.get(config["schedule"])
         prob = problems.get(config["problem"], sched)
-        t_max = convergence.start_time(sched, config["t_max"])
+        t_max = start_time(sched, config["t_max"])
         t_min, spacing = float(config["t_min"]), config["spacing"]
         if spacing in ("lambda", "karras") and float(sched.sigma(t_min)) == 0.0:
             return [{"part": "skipped", "note": f"a {spacing} grid cannot reach t = {t_min:g}"}]

@@ -25,6 +25,7 @@ import torch
 
 from .. import convergence, problems, schedules
 from .._tensor import DTYPE
+from ..grids import start_time
 from ..metrics import OrderFit, fit_order, rms_error
 from ..solvers import Solver, solve
 from ..solvers import get as get_solver
@@ -94,7 +95,7 @@ def measure_order(
     solver = as_solver(sampler)
     sched = schedules.get(schedule)
     prob = problems.get(problem, sched)
-    t_max = convergence.start_time(sched, 1.0)
+    t_max = start_time(sched, 1.0)
     t_end = 0.0 if to_data else float(t_min)
     if len(steps) < 3:
         raise ValueError(f"an order needs at least 3 step counts, got {list(steps)}")

@@ -39,7 +39,7 @@ SEED = Field(int, default=[0], check=non_negative, help="seed of the start point
 T_MAX = Field(
     float, default=1.0, check=start_time, help="start time, capped at the schedule's end"
 )
-#: t_max of the kinds that start where the schedule allows (``convergence.start_time``).
+#: t_max of the kinds that start where the schedule allows (``grids.start_time``).
 START = Field(
     float,
     default=1.0,
