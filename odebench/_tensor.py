@@ -1,5 +1,6 @@
 """Small tensor helpers shared by every module: one dtype, one way to read a time argument,
-one way to run small float64 work on one thread."""
+one way to run small float64 work on one thread, and the sums solvers form at every step
+without a temporary per term."""
 
 from __future__ import annotations
 
@@ -43,6 +44,23 @@ def per_sample(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     raise ValueError(
         f"time of shape {tuple(v.shape)} does not match a batch of shape {tuple(x.shape)}"
     )
+
+
+def add_into(total: torch.Tensor, term: torch.Tensor) -> torch.Tensor:
+    """``total + term``, bit for bit, written into ``total``'s storage where the result has
+    its shape and dtype (``total`` must be a temporary of the caller's own: it is overwritten).
+
+    A sampler's step is a few sums of large tensors; each out-of-place sum allocates a tensor
+    as large as the state, and that allocation costs about as much as the addition itself."""
+    if total.shape == term.shape and total.dtype == term.dtype:
+        return total.add_(term)
+    return total + term
+
+
+def scaled_sum(a: float, x: torch.Tensor, b: float, y: torch.Tensor) -> torch.Tensor:
+    """``a * x + b * y``, bit for bit (two products, one sum), with the sum made in the first
+    product's storage: one state-sized temporary fewer."""
+    return add_into(a * x, b * y)
 
 
 @contextmanager

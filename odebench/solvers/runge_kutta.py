@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from .._tensor import add_into
 from ..schedules import Schedule
 from .base import EpsModel, Solver, State
 from .tableau import Tableau
@@ -20,14 +21,16 @@ def stage_time(t: torch.Tensor, s: torch.Tensor, c: float) -> torch.Tensor:
 
 
 def combine(weights, values: list[torch.Tensor]) -> torch.Tensor:
-    """sum_j weights[j] values[j], skipping zero weights."""
-    total = None
-    for w, v in zip(weights, values, strict=True):
-        if w == 0.0:
-            continue
-        total = w * v if total is None else total + w * v
-    if total is None:
+    """sum_j weights[j] values[j], skipping zero weights; a lone weight 1 returns its value
+    itself (1 v is v, bit for bit), and the sum is accumulated in the first product."""
+    terms = [(w, v) for w, v in zip(weights, values, strict=True) if w != 0.0]
+    if not terms:
         raise ValueError("all combination weights are zero")
+    if len(terms) == 1 and terms[0][0] == 1.0:
+        return terms[0][1]
+    total = terms[0][0] * terms[0][1]
+    for w, v in terms[1:]:
+        total = add_into(total, w * v)
     return total
 
 

@@ -29,6 +29,7 @@ from abc import ABC, abstractmethod
 
 import torch
 
+from .._tensor import add_into, scaled_sum
 from ..ode import rhs_from_eps
 from ..schedules import Schedule
 
@@ -82,7 +83,7 @@ class LinearTransfer(Transfer):
         if torch.as_tensor(t).ndim:  # per-sample times: the general path
             return rhs_from_eps(sched, x, t, eps)
         here = sched.scalars(float(t))
-        return (-0.5 * here.beta) * x + here.c_eps * eps  # c_eps = inf at 0 if beta(0) > 0
+        return scaled_sum(-0.5 * here.beta, x, here.c_eps, eps)  # c_eps = inf at 0 if beta > 0
 
     def evaluate(self, sched, model, x, t):
         """At alpha = 0 both coefficients of the eps form are infinite; the interpolant's
@@ -97,7 +98,7 @@ class LinearTransfer(Transfer):
         return self.slope(sched, x, t, model(x, t))
 
     def step(self, sched, x, g, t, s):
-        return x + (float(s) - float(t)) * g
+        return add_into((float(s) - float(t)) * g, x)  # x + (s - t) g
 
 
 class DDIMTransfer(Transfer):
@@ -122,7 +123,7 @@ class DDIMTransfer(Transfer):
             coef = -at.sigma / at.alpha
         else:
             coef = -as_.sigma * math.expm1(as_.lam - at.lam)
-        return ratio * x + coef * g
+        return scaled_sum(ratio, x, coef, g)  # ratio x + coef g
 
 
 class DataTransfer(Transfer):
@@ -140,7 +141,7 @@ class DataTransfer(Transfer):
 
     def slope(self, sched, x, t, eps):
         here = sched.scalars(float(t))
-        return (x - here.sigma * eps) / here.alpha
+        return (x - here.sigma * eps).div_(here.alpha)  # (x - sigma eps) / alpha
 
     noise_end = True
 
@@ -155,7 +156,8 @@ class DataTransfer(Transfer):
         at, as_ = sched.scalars(float(t)), sched.scalars(float(s))
         if as_.sigma == 0.0:
             return as_.alpha * g
-        return (as_.sigma / at.sigma) * x - (as_.alpha * math.expm1(at.lam - as_.lam)) * g
+        # (sigma_s / sigma_t) x - alpha_s expm1(-h) g
+        return scaled_sum(as_.sigma / at.sigma, x, -(as_.alpha * math.expm1(at.lam - as_.lam)), g)
 
 
 class EDMTransfer(Transfer):

@@ -57,6 +57,7 @@ import math
 import numpy as np
 import torch
 
+from .._tensor import add_into
 from ..schedules import Schedule
 from .base import Node, Solver, State
 from .ramp import OrderRule
@@ -185,23 +186,27 @@ class UniPC(Solver):
         B = hh if self.variant == "bh1" else math.expm1(hh)
         past = state.history[-p:-1][::-1]  # nodes n - 1, ..., n - p + 1, newest first
         r = [(lams[node.node] - lams[n]) / h for node in past]
-        D = [(node.value - m_n) / r_k for node, r_k in zip(past, r, strict=True)]
+        D = [(node.value - m_n).div_(r_k) for node, r_k in zip(past, r, strict=True)]
         a, c = unipc_coefficients(r, hh, B, p)
         scale = B / math.expm1(hh)  # B(h) relative to the transfer's own e^{hh} - 1
-        x_pred = self.transfer.step(sched, x, m_n + scale * _combine(a, D) if D else m_n, t, s)
+        x_pred = self.transfer.step(sched, x, _assembled(m_n, scale, a, D), t, s)
         if state.is_last_step:  # no corrector after the last step
             return state.advanced(x_pred)
         m_s = self.node_value(run, x_pred, n + 1)  # UniC's evaluation, kept for the next step
-        x_corr = self.transfer.step(sched, x, m_n + scale * _combine(c, [*D, m_s - m_n]), t, s)
+        x_corr = self.transfer.step(sched, x, _assembled(m_n, scale, c, [*D, m_s - m_n]), t, s)
         history = (*state.history, Node(n + 1, m_s))
         return state.advanced(x_corr, self.kept(history))
 
 
-def _combine(weights: list[float], values: list[torch.Tensor]) -> torch.Tensor:
-    total = weights[0] * values[0]
-    for w, v in zip(weights[1:], values[1:], strict=True):
-        total = total + w * v
-    return total
+def _assembled(m_n: torch.Tensor, scale: float, weights: list[float], D: list[torch.Tensor]):
+    """g = m_n + scale sum_k weights[k] D[k] (m_n itself without differences), the sum and its
+    scaling made in the storage of the first product (one temporary, not one per operation)."""
+    if not D:
+        return m_n
+    total = weights[0] * D[0]
+    for w, d in zip(weights[1:], D[1:], strict=True):
+        total = add_into(total, w * d)
+    return add_into(total.mul_(scale), m_n)
 
 
 def unipc_2(
