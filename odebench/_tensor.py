@@ -1,6 +1,6 @@
 """Small tensor helpers shared by every module: one dtype, one way to read a time argument,
-one way to run small float64 work on one thread, and the sums solvers form at every step
-without a temporary per term."""
+one way to run small float64 work on one thread, and the weighted sums solvers form at every
+step, in as few passes over the data as the formula allows."""
 
 from __future__ import annotations
 
@@ -46,21 +46,24 @@ def per_sample(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     )
 
 
-def add_into(total: torch.Tensor, term: torch.Tensor) -> torch.Tensor:
-    """``total + term``, bit for bit, written into ``total``'s storage where the result has
-    its shape and dtype (``total`` must be a temporary of the caller's own: it is overwritten).
+def add_into(total: torch.Tensor, term: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
+    """``total + alpha * term``, written into ``total``'s storage where the result has its
+    shape and dtype (``total`` must be a temporary of the caller's own: it is overwritten).
 
-    A sampler's step is a few sums of large tensors; each out-of-place sum allocates a tensor
-    as large as the state, and that allocation costs about as much as the addition itself."""
+    One pass over the data: ``alpha * term`` is never stored (torch.add's ``alpha``, a fused
+    multiply-add where the CPU has one, so the result can differ from the two-step formula in
+    the last bit). A sampler's step is a few such sums of state-sized tensors; each separate
+    product or out-of-place sum costs as much again. With ``alpha`` = 1 it is ``total + term``
+    bit for bit."""
     if total.shape == term.shape and total.dtype == term.dtype:
-        return total.add_(term)
-    return total + term
+        return total.add_(term, alpha=alpha)
+    return torch.add(total, term, alpha=alpha)
 
 
 def scaled_sum(a: float, x: torch.Tensor, b: float, y: torch.Tensor) -> torch.Tensor:
-    """``a * x + b * y``, bit for bit (two products, one sum), with the sum made in the first
-    product's storage: one state-sized temporary fewer."""
-    return add_into(a * x, b * y)
+    """``a * x + b * y`` in two passes (the product a x, then b y added into it; ``add_into``)
+    instead of three, with one state-sized temporary instead of three."""
+    return add_into(a * x, y, b)
 
 
 @contextmanager

@@ -18,25 +18,35 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_scaled_sum_is_the_formula_bit_for_bit(dtype):
+def test_scaled_sum_is_the_formula_to_round_off(dtype):
     g = torch.Generator().manual_seed(1)
     x, y = (torch.randn(64, 33, generator=g, dtype=dtype) for _ in range(2))
     x0, y0 = x.clone(), y.clone()
     a, b = 0.9871234567, -0.0123456789
-    assert torch.equal(scaled_sum(a, x, b, y), a * x + b * y)
+    got, want = scaled_sum(a, x, b, y), a * x + b * y
+    ulp = torch.finfo(dtype).eps
+    assert float((got - want).abs().max()) <= 2 * ulp * float(want.abs().max())
     assert torch.equal(x, x0) and torch.equal(y, y0)  # the operands are left alone
+    assert not torch.equal(scaled_sum(a, x, -b, y), want)  # the sign of b is read
 
 
 def test_add_into_writes_into_its_first_argument_only_when_the_result_fits():
     total, term = torch.ones(3, 4), torch.full((3, 4), 2.0)
-    out = add_into(total, term)
-    assert out.data_ptr() == total.data_ptr() and torch.equal(out, torch.full((3, 4), 3.0))
+    out = add_into(total, term, 0.5)
+    assert out.data_ptr() == total.data_ptr() and torch.equal(out, torch.full((3, 4), 2.0))
     small = torch.ones(3, 1)  # broadcasting: the sum is larger than the first operand
     wide = add_into(small, term)
-    assert wide.shape == (3, 4) and torch.equal(small, torch.ones(3, 1))
+    assert torch.equal(wide, torch.full((3, 4), 3.0)) and torch.equal(small, torch.ones(3, 1))
     low = torch.ones(3, 4, dtype=torch.float32)  # promotion: the sum is float64
-    promoted = add_into(low, term.double())
-    assert promoted.dtype == torch.float64 and torch.equal(low, torch.ones(3, 4))
+    promoted = add_into(low, term.double(), -1.0)
+    assert promoted.dtype == torch.float64 and torch.equal(promoted, -torch.ones(3, 4).double())
+    assert torch.equal(low, torch.ones(3, 4))
+
+
+def test_add_into_with_unit_weight_is_the_plain_sum_bit_for_bit():
+    g = torch.Generator().manual_seed(2)
+    x, y = (torch.randn(1000, generator=g) for _ in range(2))
+    assert torch.equal(add_into(x.clone(), y), x + y)
 
 
 class KeptOutput:

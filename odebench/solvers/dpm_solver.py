@@ -42,7 +42,6 @@ from typing import ClassVar
 
 import torch
 
-from .._tensor import add_into
 from ..schedules import Schedule
 from .base import Node, Solver, State
 from .ramp import OrderRule
@@ -339,9 +338,10 @@ class MultistepDPMSolverPP(Solver):
             return phi(sched, x, m0, t, s)
         h = there.lam - lams[-1]
         r0 = (lams[-1] - lams[-2]) / h
-        d1_0 = (m0 - values[-2]).div_(r0)
-        if order == 2:  # x0' = m0 + D1_0 / 2, made in D1_0's storage
-            return phi(sched, x, add_into(d1_0.mul_(0.5), m0), t, s)
+        diff = m0 - values[-2]  # r0 D1_0
+        if order == 2:  # x0' = m0 + D1_0 / 2, in one fused pass
+            return phi(sched, x, torch.add(m0, diff, alpha=0.5 / r0), t, s)
+        d1_0 = diff.div_(r0)
         r1 = (lams[-2] - lams[-3]) / h
         d1_1 = (values[-2] - values[-3]) / r1
         d1 = d1_0 + (r0 / (r0 + r1)) * (d1_0 - d1_1)

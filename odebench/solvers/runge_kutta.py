@@ -22,7 +22,8 @@ def stage_time(t: torch.Tensor, s: torch.Tensor, c: float) -> torch.Tensor:
 
 def combine(weights, values: list[torch.Tensor]) -> torch.Tensor:
     """sum_j weights[j] values[j], skipping zero weights; a lone weight 1 returns its value
-    itself (1 v is v, bit for bit), and the sum is accumulated in the first product."""
+    itself (1 v is v, bit for bit). One pass per term: each further term is added into the
+    first product with its weight fused (``add_into``)."""
     terms = [(w, v) for w, v in zip(weights, values, strict=True) if w != 0.0]
     if not terms:
         raise ValueError("all combination weights are zero")
@@ -30,7 +31,7 @@ def combine(weights, values: list[torch.Tensor]) -> torch.Tensor:
         return terms[0][1]
     total = terms[0][0] * terms[0][1]
     for w, v in terms[1:]:
-        total = add_into(total, w * v)
+        total = add_into(total, v, w)
     return total
 
 

@@ -36,6 +36,7 @@ import math
 
 import torch
 
+from .._tensor import scaled_sum
 from .base import Node, Solver, State
 from .noise import NoiseSource
 from .ramp import OrderRule
@@ -121,7 +122,8 @@ class EulerMaruyama(FirstOrderEta):
         run, x, t, s = state.run, state.x, state.t, state.s
         eps = run.model(x, t)
         here = run.sched.scalars(float(t))
-        drift = (-0.5 * here.beta) * x + ((1.0 + self.eta * self.eta) * here.c_eps) * eps
+        # -beta x / 2 + (1 + eta^2) c_eps eps, formed as LinearTransfer.slope forms f (eta = 0)
+        drift = scaled_sum(-0.5 * here.beta, x, (1.0 + self.eta * self.eta) * here.c_eps, eps)
         x_new = self.transfer.step(run.sched, x, drift, t, s)
         if self.eta == 0.0:
             return state.advanced(x_new)

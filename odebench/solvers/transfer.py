@@ -29,7 +29,7 @@ from abc import ABC, abstractmethod
 
 import torch
 
-from .._tensor import add_into, scaled_sum
+from .._tensor import scaled_sum
 from ..ode import rhs_from_eps
 from ..schedules import Schedule
 
@@ -98,7 +98,7 @@ class LinearTransfer(Transfer):
         return self.slope(sched, x, t, model(x, t))
 
     def step(self, sched, x, g, t, s):
-        return add_into((float(s) - float(t)) * g, x)  # x + (s - t) g
+        return torch.add(x, g, alpha=float(s) - float(t))  # x + (s - t) g, one pass
 
 
 class DDIMTransfer(Transfer):
@@ -141,7 +141,7 @@ class DataTransfer(Transfer):
 
     def slope(self, sched, x, t, eps):
         here = sched.scalars(float(t))
-        return (x - here.sigma * eps).div_(here.alpha)  # (x - sigma eps) / alpha
+        return torch.sub(x, eps, alpha=here.sigma).div_(here.alpha)  # (x - sigma eps) / alpha
 
     noise_end = True
 

@@ -186,27 +186,31 @@ class UniPC(Solver):
         B = hh if self.variant == "bh1" else math.expm1(hh)
         past = state.history[-p:-1][::-1]  # nodes n - 1, ..., n - p + 1, newest first
         r = [(lams[node.node] - lams[n]) / h for node in past]
-        D = [(node.value - m_n).div_(r_k) for node, r_k in zip(past, r, strict=True)]
+        rD = [node.value - m_n for node in past]  # r_k D_k: the division goes into the weights
         a, c = unipc_coefficients(r, hh, B, p)
         scale = B / math.expm1(hh)  # B(h) relative to the transfer's own e^{hh} - 1
-        x_pred = self.transfer.step(sched, x, _assembled(m_n, scale, a, D), t, s)
+        x_pred = self.transfer.step(sched, x, _assembled(m_n, scale, a, r, rD), t, s)
         if state.is_last_step:  # no corrector after the last step
             return state.advanced(x_pred)
         m_s = self.node_value(run, x_pred, n + 1)  # UniC's evaluation, kept for the next step
-        x_corr = self.transfer.step(sched, x, _assembled(m_n, scale, c, [*D, m_s - m_n]), t, s)
+        g = _assembled(m_n, scale, c, [*r, 1.0], [*rD, m_s - m_n])  # r_p = 1
+        x_corr = self.transfer.step(sched, x, g, t, s)
         history = (*state.history, Node(n + 1, m_s))
         return state.advanced(x_corr, self.kept(history))
 
 
-def _assembled(m_n: torch.Tensor, scale: float, weights: list[float], D: list[torch.Tensor]):
-    """g = m_n + scale sum_k weights[k] D[k] (m_n itself without differences), the sum and its
-    scaling made in the storage of the first product (one temporary, not one per operation)."""
-    if not D:
+def _assembled(
+    m_n: torch.Tensor, scale: float, weights: list[float], r: list[float], rD: list[torch.Tensor]
+) -> torch.Tensor:
+    """g = m_n + scale sum_k weights[k] D_k with D_k = rD[k] / r[k] (m_n itself without
+    differences): one fused pass per term, each scalar factor folded into its weight."""
+    if not rD:
         return m_n
-    total = weights[0] * D[0]
-    for w, d in zip(weights[1:], D[1:], strict=True):
-        total = add_into(total, w * d)
-    return add_into(total.mul_(scale), m_n)
+    terms = [(scale * w / r_k, d) for w, r_k, d in zip(weights, r, rD, strict=True)]
+    total = torch.add(m_n, terms[0][1], alpha=terms[0][0])
+    for w, d in terms[1:]:
+        total = add_into(total, d, w)
+    return total
 
 
 def unipc_2(
