@@ -2,6 +2,7 @@
 
     python scripts/train_digits_unet.py                          # into odebench/assets/networks
     python scripts/train_digits_unet.py --steps 300 --out /tmp/nets   # a quick trial
+    python scripts/train_digits_unet.py --conditional            # the class-conditional one
 
 Why: odebench measures samplers on analytic problems whose eps is exact; this network is the
 small *trained* counterpart, an image model that trains in minutes on a CPU, so that solver
@@ -23,6 +24,12 @@ Training is the standard DDPM recipe (Ho et al. 2020) on the "ddpm-linear-1000" 
 The card records ``final_loss`` (mean training loss of the last 5% of steps, raw weights) and
 ``eval_loss`` (the same loss of the shipped EMA weights on a fixed set of 8192 (x0, i, n)
 triples), with the wall time of the whole run and the torch version.
+
+``--conditional`` trains ``digits-cond-unet``, the same network with a class embedding
+(``num_classes=10``) and the same recipe, for classifier-free guidance (Ho & Salimans 2022):
+each training label is replaced by the null label 10 with probability 0.1, so one network
+learns both the conditional and the unconditional eps. Its card declares the condition
+(``"condition": {"kind": "class-labels", "classes": 10, "null": 10}``).
 """
 
 from __future__ import annotations
@@ -44,6 +51,9 @@ from odebench.models.unet import DigitsUNet
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "odebench" / "assets" / "networks"
 NAME = "digits-unet"
+COND_NAME = "digits-cond-unet"
+#: Probability that a training label is replaced by the null label (classifier-free guidance).
+P_UNCOND = 0.1
 SCHEDULE = "ddpm-linear-1000"
 T = 1000
 DATA = "sklearn load_digits, 1797 8x8 images, pixel/8 - 1"
@@ -59,6 +69,13 @@ def digits_data() -> torch.Tensor:
 
     images = load_digits().images  # (1797, 8, 8), values 0 .. 16
     return torch.as_tensor(images, dtype=torch.float32)[:, None] / 8.0 - 1.0
+
+
+def digits_labels() -> torch.Tensor:
+    """The 1797 digits' classes 0..9 (int64), in the order of ``digits_data``."""
+    from sklearn.datasets import load_digits
+
+    return torch.as_tensor(load_digits().target, dtype=torch.int64)
 
 
 def lr_factor(step: int, steps: int) -> float:
@@ -81,8 +98,15 @@ def noisy_batch(
 
 
 @torch.no_grad()
-def eval_loss(net: torch.nn.Module, data: torch.Tensor, abar: torch.Tensor, n: int = 8192) -> float:
-    """The training loss of ``net`` on a fixed set of n (x0, i, noise) triples (seed 1).
+def eval_loss(
+    net: torch.nn.Module,
+    data: torch.Tensor,
+    abar: torch.Tensor,
+    n: int = 8192,
+    labels: torch.Tensor | None = None,
+) -> float:
+    """The training loss of ``net`` on a fixed set of n (x0, i, noise) triples (seed 1); a
+    conditional network is given the true labels.
 
     n is rounded down to whole chunks of 1024.
     """
@@ -90,29 +114,38 @@ def eval_loss(net: torch.nn.Module, data: torch.Tensor, abar: torch.Tensor, n: i
     chunks = max(1, n // 1024)
     total = 0.0
     for _ in range(chunks):
-        x0 = data[torch.randint(0, data.shape[0], (1024,), generator=gen)]
-        xi, i, noise = noisy_batch(x0, abar, gen)
-        total += float(torch.mean((net(xi, i.to(torch.float32)) - noise) ** 2)) * 1024
+        pick = torch.randint(0, data.shape[0], (1024,), generator=gen)
+        xi, i, noise = noisy_batch(data[pick], abar, gen)
+        extra = () if labels is None else (labels[pick],)
+        total += float(torch.mean((net(xi, i.to(torch.float32), *extra) - noise) ** 2)) * 1024
     return total / (chunks * 1024)
 
 
-def train(steps: int, seed: int, log_every: int = 100) -> tuple[DigitsUNet, dict]:
+def train(
+    steps: int, seed: int, log_every: int = 100, conditional: bool = False
+) -> tuple[DigitsUNet, dict]:
     """Train the network; returns the EMA network and its training record."""
     start, cpu_start = time.perf_counter(), time.process_time()
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     data = digits_data()
+    classes = digits_labels() if conditional else None
     abar = ob.schedules.get(SCHEDULE).alphas_cumprod.to(torch.float32)
-    net = DigitsUNet(**KWARGS)
+    net = DigitsUNet(**KWARGS, **({"num_classes": 10} if conditional else {}))
+    name = COND_NAME if conditional else NAME
     ema = copy.deepcopy(net).eval().requires_grad_(False)
     batch, lr, decay = SETTINGS["batch_size"], SETTINGS["lr"], SETTINGS["ema"]
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     sched_lr = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: lr_factor(k, steps))
     losses: list[float] = []
     for step in range(steps):
-        x0 = data[torch.randint(0, data.shape[0], (batch,), generator=gen)]
-        xi, i, noise = noisy_batch(x0, abar, gen)
-        loss = torch.mean((net(xi, i.to(torch.float32)) - noise) ** 2)
+        pick = torch.randint(0, data.shape[0], (batch,), generator=gen)
+        xi, i, noise = noisy_batch(data[pick], abar, gen)
+        extra: tuple = ()
+        if classes is not None:  # the null label 10 with probability P_UNCOND
+            drop = torch.rand(batch, generator=gen) < P_UNCOND
+            extra = (torch.where(drop, torch.full_like(classes[pick], 10), classes[pick]),)
+        loss = torch.mean((net(xi, i.to(torch.float32), *extra) - noise) ** 2)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
@@ -128,12 +161,12 @@ def train(steps: int, seed: int, log_every: int = 100) -> tuple[DigitsUNet, dict
         if log_every and (step + 1) % log_every == 0:
             recent = sum(losses[-log_every:]) / log_every
             print(
-                f"{NAME}: step {step + 1}/{steps} loss {recent:.4f} "
+                f"{name}: step {step + 1}/{steps} loss {recent:.4f} "
                 f"({time.perf_counter() - start:.0f} s)",
                 flush=True,
             )
     tail = losses[-max(1, steps // 20) :]
-    ema_loss = eval_loss(ema, data, abar)
+    ema_loss = eval_loss(ema, data, abar, labels=classes)
     wall = time.perf_counter() - start
     record = {
         "steps": steps,
@@ -148,10 +181,19 @@ def train(steps: int, seed: int, log_every: int = 100) -> tuple[DigitsUNet, dict
         "augmentation": "none",
         "index_sampling": "uniform on {0, ..., 999}",
         "loss": "mean over batch and pixels of (net(x_i, i) - n)^2",
+        **(
+            {
+                "labels": f"the digit's class 0..9, replaced by the null label 10 with "
+                f"probability {P_UNCOND} (classifier-free guidance)",
+            }
+            if conditional
+            else {}
+        ),
         "final_loss": round(sum(tail) / len(tail), 5),
         "final_loss_over": f"last {len(tail)} steps, raw (not EMA) weights",
         "eval_loss": round(ema_loss, 5),
-        "eval_loss_over": "EMA weights, 8192 fixed (x0, i, n) triples, seed 1",
+        "eval_loss_over": "EMA weights, 8192 fixed (x0, i, n) triples, seed 1"
+        + (", true labels" if conditional else ""),
         "wall_seconds": round(wall, 1),
         "cpu_seconds": round(time.process_time() - cpu_start, 1),
         "threads": torch.get_num_threads(),
@@ -161,19 +203,26 @@ def train(steps: int, seed: int, log_every: int = 100) -> tuple[DigitsUNet, dict
 
 
 def write(net: DigitsUNet, record: dict, out: Path) -> Path:
-    """Write digits-unet.safetensors (float32) and its card digits-unet.json; return the card."""
+    """Write NAME.safetensors (float32) and its card NAME.json; return the card.
+
+    NAME is digits-unet, or digits-cond-unet for a class-conditional network.
+    """
+    conditional = net.num_classes > 0
+    name = COND_NAME if conditional else NAME
     out.mkdir(parents=True, exist_ok=True)
-    weights = out / f"{NAME}.safetensors"
+    weights = out / f"{name}.safetensors"
     state = {k: v.detach().to(torch.float32).contiguous() for k, v in net.state_dict().items()}
-    save_file(state, str(weights), metadata={"name": NAME})
+    save_file(state, str(weights), metadata={"name": name})
+    kwargs = dict(KWARGS, **({"num_classes": net.num_classes} if conditional else {}))
+    what = "class-conditional (classifier-free guidance) " if conditional else ""
     card = {
-        "name": NAME,
+        "name": name,
         "description": (
-            "DigitsUNet eps-network (two resolutions, 8x8 and 4x4) trained with the DDPM loss "
-            "on sklearn's 8x8 digits under the ddpm-linear-1000 table "
+            f"DigitsUNet {what}eps-network (two resolutions, 8x8 and 4x4) trained with the "
+            "DDPM loss on sklearn's 8x8 digits under the ddpm-linear-1000 table "
             "(scripts/train_digits_unet.py); sample with scripts/digits_samples.py"
         ),
-        "architecture": {"class": "digits-unet", "kwargs": dict(KWARGS)},
+        "architecture": {"class": "digits-unet", "kwargs": kwargs},
         "weights": weights.name,
         "sha256": sha256(weights),
         "parameters": sum(p.numel() for p in net.parameters()),
@@ -184,9 +233,14 @@ def write(net: DigitsUNet, record: dict, out: Path) -> Path:
         "parametrization": "eps",
         "time_input": "index",
         "T": T,
+        **(
+            {"condition": {"kind": "class-labels", "classes": net.num_classes, "null": 10}}
+            if conditional
+            else {}
+        ),
         "training": record,
     }
-    path = out / f"{NAME}.json"
+    path = out / f"{name}.json"
     path.write_text(json.dumps(card, indent=2) + "\n")
     return path
 
@@ -197,15 +251,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--seed", type=int, default=SETTINGS["seed"], help="random seed")
+    parser.add_argument(
+        "--conditional", action="store_true", help="train the class-conditional digits-cond-unet"
+    )
     args = parser.parse_args(argv)
     if args.steps < 1:
         parser.error("--steps must be positive")
     torch.set_num_threads(args.threads)
-    net, record = train(args.steps, args.seed)
+    net, record = train(args.steps, args.seed, conditional=args.conditional)
     path = write(net, record, args.out)
     print(
-        f"{NAME}: final loss {record['final_loss']:.4f}, EMA eval loss {record['eval_loss']:.4f}, "
-        f"{record['wall_seconds']:.0f} s -> {path}"
+        f"{path.stem}: final loss {record['final_loss']:.4f}, "
+        f"EMA eval loss {record['eval_loss']:.4f}, {record['wall_seconds']:.0f} s -> {path}"
     )
 
 

@@ -32,15 +32,17 @@ from ..grids import start_time, timesteps
 from ..metrics import norm_band, norm_statistics, subspace_distance
 from ..reference import reference, union_times
 from ..study import Command, Field, StudyKind, StudyResult, register
-from .common import cell_blocks, eps_model, fields, one_thread, positive, read_summary
+from .common import cell_blocks, fields, one_thread, positive, read_summary
+from .common.networks import guided_models
 
-CELL_KEYS = ["problem", "model", "schedule", "nfe", "t_min", "spacing", "seed"]
+CELL_KEYS = ["problem", "model", "schedule", "guidance", "nfe", "t_min", "spacing", "seed"]
 DEFAULT_SOLVERS = list(solvers.PAPER_FAMILY)
 
 GRID = {
     "problem": fields.PROBLEM,
     "model": fields.MODEL,
     "schedule": fields.SCHEDULE,
+    "guidance": fields.GUIDANCE,
     "solver": fields.solver(DEFAULT_SOLVERS),
     "nfe": Field(int, default=[50], check=positive, help="model evaluations per solver"),
     "t_min": fields.t_min([1e-3]),
@@ -122,23 +124,24 @@ def run_cell(config: dict[str, Any]) -> list[dict[str, Any]]:
             solver = solvers.get(name)
             n = solver.steps_for_nfe(int(config["nfe"]))
             plans[name] = (solver, timesteps(n, config["spacing"], t_max, t_min, schedule=sched))
-        net = eps_model(config.get("model", "exact"), prob, sched, config.get("device", "cpu"))
-        eps = prob.eps if net is None else net
-        # With a network the paired paths are the exact paths of the network's own ODE: the
-        # departure measured is the solver's; the band and densities stay those of the data.
         times = union_times(*(ts for _, ts in plans.values()))
-        ref = reference(prob, sched, x_T, times, tol=float(config["ref_tol"]), model=net)
         rows = []
-        for name, (solver, ts) in plans.items():
-            sol = solvers.solve(solver, eps, sched, x_T, ts, trajectory=True)
-            exact = torch.stack([ref.at(t) for t in ts])
-            for row in path_rows(prob, sched, eps, name, ts, sol.trajectory, exact):
-                row.update(
-                    steps=len(ts) - 1,
-                    nfe_used=sol.nfe,
-                    diverged_step=sol.diverged.step if sol.diverged else None,
-                )
-                rows.append(row)
+        for tag, net in guided_models(config, prob, sched, x_T.shape[0]):
+            eps = prob.eps if net is None else net
+            # With a network (or guidance) the paired paths are the exact paths of the model's
+            # own ODE: the departure measured is the solver's; the band and densities stay
+            # those of the (unconditional) data.
+            ref = reference(prob, sched, x_T, times, tol=float(config["ref_tol"]), model=net)
+            for name, (solver, ts) in plans.items():
+                sol = solvers.solve(solver, eps, sched, x_T, ts, trajectory=True)
+                exact = torch.stack([ref.at(t) for t in ts])
+                for row in path_rows(prob, sched, eps, name, ts, sol.trajectory, exact):
+                    row.update(
+                        steps=len(ts) - 1,
+                        nfe_used=sol.nfe,
+                        diverged_step=sol.diverged.step if sol.diverged else None,
+                    )
+                    rows.append({**tag, **row})
         return rows
 
 
@@ -240,7 +243,7 @@ KIND = StudyKind(
     name="norms",
     grid=GRID,
     options=OPTIONS,
-    ladder_axes=("solver",),
+    ladder_axes=("guidance", "solver"),
     run_cell=run_cell,
     version="1",
     summarize=summarize,

@@ -26,12 +26,12 @@ from ..study import Command, Field, Shortcut, StudyKind, register
 from .common import (
     ORDER_CELL_KEYS,
     VERDICT_MARK,
-    eps_model,
     fields,
     format_order_summary,
     one_thread,
     summarize_orders,
 )
+from .common.networks import guided_models
 
 CELL_KEYS = list(ORDER_CELL_KEYS)
 DEFAULT_STEPS = [25, 50, 100, 200, 400, 800, 1600]
@@ -43,6 +43,7 @@ GRID = {
     "schedule": fields.SCHEDULE,
     "prediction": fields.PREDICTION,
     "shift": fields.SHIFT,
+    "guidance": fields.GUIDANCE,
     "solver": fields.solver(help="solvers to measure"),
     "steps": fields.steps(DEFAULT_STEPS),
     "t_min": fields.t_min([0.1]),
@@ -74,48 +75,58 @@ def run_cell(config: dict[str, Any]) -> list[dict[str, Any]]:
         if not t_min < t_max:
             raise ValueError(f"t_min {t_min:g} must be below t_max {t_max:g}")
         kinds = list(config.get("prediction", ["eps"]))
-        shifts = [float(s) for s in config.get("shift", [1.0])]
         gen = torch.Generator().manual_seed(int(config["seed"]))
         x_T = prob.sample_marginal(int(config["n_samples"]), t_max, gen)
-        tol = float(config["ref_tol"])
-        net = eps_model(config.get("model", "exact"), prob, sched, config.get("device", "cpu"))
-        if net is not None and kinds != ["eps"]:
-            raise ValueError(
-                f"prediction {', '.join(kinds)} needs model = exact: a network's output is its own"
-            )
-        models = {k: convergence.exact_model(prob, k) if net is None else net for k in kinds}
-        tags = {k: ({"prediction": k} if kinds != ["eps"] else {}) for k in kinds}
         rows: list[dict[str, Any]] = []
-        if config["mode"] == "local":
-            if shifts != [1.0]:
-                raise ValueError("shift moves the grids of global errors; local mode has none")
-            plan = convergence.local_plan(t_max, t_min, T=getattr(sched, "T", None))
-            if not plan:
-                raise ValueError(f"no local-error time t0 lies in ({t_min:g}, {t_max:g})")
-            ref = convergence.local_reference(prob, sched, x_T, plan, t_max, tol, model=net)
-            for k in kinds:
-                for name in config["solver"]:
-                    solver = solvers.get(name)
-                    for row in convergence.local_errors(solver, models[k], sched, ref, plan):
-                        rows.append({**tags[k], "solver": name, **row})
-            return rows
-        ladders = {
-            s: convergence.ladder_grids(
-                config["steps"], config["spacing"], t_max, t_min, sched, shift=s
-            )
-            for s in shifts
-        }
-        every = [g for grids in ladders.values() for g in grids.values()]
-        union = dict(enumerate(every))
-        ref = convergence.global_reference(prob, sched, x_T, union, tol, model=net)
-        for k in kinds:
-            for s, grids in ladders.items():
-                tag = {**tags[k], **({"shift": s} if shifts != [1.0] else {})}
-                for name in config["solver"]:
-                    solver = solvers.get(name)
-                    for row in convergence.global_errors(solver, models[k], sched, x_T, grids, ref):
-                        rows.append({**tag, "solver": name, **row})
+        for tag, net in guided_models(config, prob, sched, x_T.shape[0]):
+            if net is not None and kinds != ["eps"]:
+                raise ValueError(
+                    f"prediction {', '.join(kinds)} needs model = exact and guidance = 0: "
+                    "a network's (or a guided model's) output is its own"
+                )
+            rows += [{**tag, **row} for row in _ladder(config, prob, sched, x_T, net, t_max)]
         return rows
+
+
+def _ladder(config: dict[str, Any], prob, sched, x_T, net, t_max: float) -> list[dict]:
+    """Every prediction, shift, solver and step count of one model against one reference."""
+    t_min = float(config["t_min"])
+    kinds = list(config.get("prediction", ["eps"]))
+    shifts = [float(s) for s in config.get("shift", [1.0])]
+    tol = float(config["ref_tol"])
+    models = {k: convergence.exact_model(prob, k) if net is None else net for k in kinds}
+    tags = {k: ({"prediction": k} if kinds != ["eps"] else {}) for k in kinds}
+    rows: list[dict[str, Any]] = []
+    if config["mode"] == "local":
+        if shifts != [1.0]:
+            raise ValueError("shift moves the grids of global errors; local mode has none")
+        plan = convergence.local_plan(t_max, t_min, T=getattr(sched, "T", None))
+        if not plan:
+            raise ValueError(f"no local-error time t0 lies in ({t_min:g}, {t_max:g})")
+        ref = convergence.local_reference(prob, sched, x_T, plan, t_max, tol, model=net)
+        for k in kinds:
+            for name in config["solver"]:
+                solver = solvers.get(name)
+                for row in convergence.local_errors(solver, models[k], sched, ref, plan):
+                    rows.append({**tags[k], "solver": name, **row})
+        return rows
+    ladders = {
+        s: convergence.ladder_grids(
+            config["steps"], config["spacing"], t_max, t_min, sched, shift=s
+        )
+        for s in shifts
+    }
+    every = [g for grids in ladders.values() for g in grids.values()]
+    union = dict(enumerate(every))
+    ref = convergence.global_reference(prob, sched, x_T, union, tol, model=net)
+    for k in kinds:
+        for s, grids in ladders.items():
+            tag = {**tags[k], **({"shift": s} if shifts != [1.0] else {})}
+            for name in config["solver"]:
+                solver = solvers.get(name)
+                for row in convergence.global_errors(solver, models[k], sched, x_T, grids, ref):
+                    rows.append({**tag, "solver": name, **row})
+    return rows
 
 
 def summarize(df: pd.DataFrame) -> pd.DataFrame:
@@ -139,7 +150,7 @@ def plot(df: pd.DataFrame, summary: pd.DataFrame | None, folder: Path) -> list[P
 
 #: Axes whose values share one figure name: a study that varies one gets a sub-folder of
 #: figures per variant (e.g. ``prediction-velocity_shift-3_spacing-karras/``).
-VARIANT_KEYS = ("prediction", "shift", "spacing")
+VARIANT_KEYS = ("prediction", "shift", "guidance", "spacing")
 
 
 def _figures(df: pd.DataFrame, summary: pd.DataFrame | None, folder: Path) -> list[Path]:
@@ -192,8 +203,8 @@ def markdown_table(summary: pd.DataFrame) -> str:
     names = list(dict.fromkeys(summary["solver"]))
     keys = [
         k
-        for k in ("problem", "model", "schedule", "prediction", "shift", "t_min", "spacing")
-        if k in summary.columns and (k != "spacing" or summary[k].nunique() > 1)
+        for k in CELL_KEYS
+        if k in summary.columns and k != "seed" and (k != "spacing" or summary[k].nunique() > 1)
     ]
     head = keys + [f"{n} ({solvers.get(n).order})" for n in names]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -231,7 +242,7 @@ KIND = StudyKind(
     name="orders",
     grid=GRID,
     options=OPTIONS,
-    ladder_axes=("prediction", "shift", "solver", "steps"),
+    ladder_axes=("prediction", "shift", "guidance", "solver", "steps"),
     run_cell=run_cell,
     version="1",
     summarize=summarize,

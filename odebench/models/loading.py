@@ -144,10 +144,16 @@ def load(
     device: str | torch.device | None = None,
     dtype: torch.dtype | None = None,
     batch_size: int | None = None,
+    condition: torch.Tensor | None = None,
+    guidance_scale: float = 1.0,
 ) -> NetworkModel:
     """A shipped network by name (``shipped()``), or any card path, as a ``NetworkModel``.
 
-    The card's ``sha256`` (when present) is checked against the weights file.
+    The card's ``sha256`` (when present) is checked against the weights file. A conditional
+    network's card declares its ``condition`` (``{"kind": "class-labels", "classes": K,
+    "null": K}``); it takes ``condition=`` (labels, one shared or one per sample; none: the
+    null label, i.e. the unconditional model) and ``guidance_scale`` (classifier-free
+    guidance against the card's null label).
     """
     card_path = Path(name_or_card)
     if card_path.suffix != ".json":
@@ -163,6 +169,7 @@ def load(
         raise ValueError(f"{weights}: checksum differs from its card {card_path.name}")
     net = build_architecture(card["architecture"], card_path)
     apply_state_dict(net, load_state_dict(weights), weights)
+    conditioning = card_conditioning(card, card_path, condition, guidance_scale)
     model = NetworkModel(
         net,
         prediction=card["parametrization"],
@@ -175,6 +182,38 @@ def load(
         batch_size=batch_size,
         name=card["name"],
         input_shape=card.get("input_shape"),
+        **conditioning,
     )
     model.card = card
     return model
+
+
+def card_conditioning(
+    card: dict[str, Any], card_path: str | Path, condition: Any, guidance_scale: float
+) -> dict[str, Any]:
+    """``NetworkModel`` arguments for the card's declared condition (class labels only)."""
+    spec = card.get("condition")
+    if spec is None:
+        if condition is not None or guidance_scale != 1.0:
+            raise ValueError(f"{card_path}: network {card['name']!r} is not conditional")
+        return {}
+    if not isinstance(spec, dict) or spec.get("kind") != "class-labels":
+        raise ValueError(f"{card_path}: unknown condition {spec!r} (known: class-labels)")
+    classes, null = spec.get("classes"), spec.get("null")
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (classes, null)):
+        raise ValueError(f"{card_path}: condition needs integer 'classes' and 'null'")
+    null_label = torch.tensor([null])
+    if condition is None:
+        if guidance_scale != 1.0:
+            raise ValueError("guidance_scale != 1 needs condition= (the class labels)")
+        return {"condition": null_label}
+    if guidance_scale == 0.0:  # out_null + 0 (out_c - out_null): the unconditional model
+        return {"condition": null_label}
+    labels = torch.as_tensor(condition)
+    if labels.is_floating_point() or labels.ndim != 1:
+        raise ValueError(f"condition of {card['name']!r}: a 1-d tensor of integer class labels")
+    if bool(((labels < 0) | (labels > classes)).any()):
+        raise ValueError(
+            f"condition of {card['name']!r}: labels in 0..{classes - 1} ({null} = unconditional)"
+        )
+    return {"condition": labels, "null_condition": null_label, "guidance_scale": guidance_scale}

@@ -22,6 +22,11 @@ SiLU, conv, plus a (1x1 when the width changes) shortcut. The time input is the 
 index (real-valued: odebench calls it between integers), embedded sinusoidally as in the
 Transformer and DDPM, then by a two-layer MLP. Constructor arguments are plain ints and bools so
 that a card can store them as JSON.
+
+With ``num_classes`` = K > 0 the network is class-conditional: a learned embedding of the label
+(K + 1 rows; label K is the "null" label of classifier-free guidance, Ho & Salimans 2022) is
+added to the time embedding. ``forward(x, index, labels)``; without labels every sample gets the
+null label, so the unconditional model is the same network.
 """
 
 from __future__ import annotations
@@ -106,6 +111,7 @@ class DigitsUNet(nn.Module):
         groups: int = 8,
         attention: bool = True,
         in_channels: int = 1,
+        num_classes: int = 0,
     ):
         super().__init__()
         c0, c1 = channels, channels_low
@@ -113,6 +119,9 @@ class DigitsUNet(nn.Module):
         self.time_mlp = nn.Sequential(
             nn.Linear(emb_dim, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim)
         )
+        self.num_classes = num_classes
+        if num_classes > 0:  # label num_classes is the null label (classifier-free guidance)
+            self.class_emb = nn.Embedding(num_classes + 1, emb_dim)
         self.conv_in = nn.Conv2d(in_channels, c0, 3, padding=1)
         skip_channels = [c0]
         self.down_high = nn.ModuleList()
@@ -145,12 +154,29 @@ class DigitsUNet(nn.Module):
         nn.init.zeros_(self.conv_out.weight)
         nn.init.zeros_(self.conv_out.bias)
 
-    def forward(self, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-        """Predict the noise in x at (real-valued) training index ``index``."""
+    def forward(
+        self, x: torch.Tensor, index: torch.Tensor, labels: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Predict the noise in x at (real-valued) training index ``index``; a class-conditional
+        network takes integer ``labels`` (shape (B,); num_classes or None: unconditional)."""
         index = torch.as_tensor(index, dtype=x.dtype, device=x.device)
         if index.ndim == 0:
             index = index.expand(x.shape[0])
         emb = self.time_mlp(sinusoidal_embedding(index, self.emb_dim))
+        if self.num_classes > 0:
+            if labels is None:
+                labels = torch.full((x.shape[0],), self.num_classes, device=x.device)
+            labels = torch.as_tensor(labels, device=x.device).long().reshape(-1)
+            if labels.shape != (x.shape[0],) or bool(
+                ((labels < 0) | (labels > self.num_classes)).any()
+            ):
+                raise ValueError(
+                    f"labels must be {x.shape[0]} integers in 0..{self.num_classes} "
+                    f"({self.num_classes} = unconditional)"
+                )
+            emb = emb + self.class_emb(labels)
+        elif labels is not None:
+            raise ValueError("this DigitsUNet is unconditional (num_classes = 0): no labels")
         h = self.conv_in(x)
         skips = [h]
         for block in self.down_high:

@@ -87,9 +87,12 @@ def digits_data(schedule: Schedule | str = "ddpm-linear-1000") -> GaussianMixtur
         raise ValueError(
             "the digits-data problem needs scikit-learn (pip install scikit-learn)"
         ) from None
-    images = torch.as_tensor(load_digits().images.reshape(-1, 64), dtype=DTYPE) / 8.0 - 1.0
+    digits = load_digits()
+    images = torch.as_tensor(digits.images.reshape(-1, 64), dtype=DTYPE) / 8.0 - 1.0
     k = images.shape[0]
-    return GaussianMixture(images, torch.zeros(k, dtype=DTYPE), None, schedule, name="digits-data")
+    mix = GaussianMixture(images, torch.zeros(k, dtype=DTYPE), None, schedule, name="digits-data")
+    mix.classes = torch.as_tensor(digits.target, dtype=torch.int64)  # the digit 0..9 of each
+    return mix
 
 
 EMBEDDED: dict[str, tuple[Callable[..., Problem], str]] = {

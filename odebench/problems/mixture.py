@@ -61,6 +61,9 @@ class GaussianMixture(Problem):
         self.log_weights = torch.log(weights)
         self.kind, self.evals, self.evecs = _decompose(variances, K, d)
         self.variances = variances
+        #: The class of each component (conditioning labels, see ``problems.guidance``): by
+        #: default every component is its own class; digits-data groups images by digit.
+        self.classes = torch.arange(K)
 
     # -- the per-time core ------------------------------------------------------------------
     def _terms(self, x: torch.Tensor, t: torch.Tensor):
@@ -80,6 +83,10 @@ class GaussianMixture(Problem):
     def _eps_at(self, x, t):
         z, c, log_norm = self._terms(x, t)
         post = torch.softmax(self.log_weights + log_norm, dim=-1)  # (B, K)
+        return self._eps_from(z, c, post, t)
+
+    def _eps_from(self, z, c, post, t):
+        """eps = sigma sum_k post_k C_k^{-1} (x - alpha mu_k): linear in the weights ``post``."""
         w = post[..., None] * z / c  # C_k^{-1} (x - alpha mu_k), rotated
         if self.evecs is not None:
             w = torch.einsum("bke,kde->bkd", w, self.evecs)
@@ -88,6 +95,10 @@ class GaussianMixture(Problem):
     def _x0_at(self, x, t):
         z, c, log_norm = self._terms(x, t)
         post = torch.softmax(self.log_weights + log_norm, dim=-1)  # (B, K)
+        return self._x0_from(z, c, post, t)
+
+    def _x0_from(self, z, c, post, t):
+        """E[x0 | x_t] = sum_k post_k (mu_k + alpha Sigma_k C_k^{-1} (x - alpha mu_k))."""
         w = post[..., None] * self.schedule.alpha(t) * self.evals * z / c
         if self.evecs is not None:
             w = torch.einsum("bke,kde->bkd", w, self.evecs)

@@ -36,9 +36,7 @@ MODEL = Field(
 )
 SCHEDULE = Field(str, choices=schedules.names, help="noise schedule")
 SEED = Field(int, default=[0], check=non_negative, help="seed of the start points")
-T_MAX = Field(
-    float, default=1.0, check=start_time, help="start time, capped at the schedule's end"
-)
+T_MAX = Field(float, default=1.0, check=start_time, help="start time, capped at the schedule's end")
 #: t_max of the kinds that start where the schedule allows (``grids.start_time``).
 START = Field(
     float,
@@ -61,6 +59,16 @@ SHIFT = Field(
     default=[1.0],
     check=grid_shift,
     help="time shift s t / (1 + (s - 1) t) of the grid nodes (SD3: 3.0), ends kept; 1 = none",
+)
+#: Classifier-free guidance scale on the class labels i mod K (a ladder axis: one reference
+#: per scale). 0 = the unconditional model, 1 = conditional, > 1 guided.
+GUIDANCE = Field(
+    float,
+    default=[0.0],
+    check=non_negative,
+    help="classifier-free guidance w on labels i mod K: eps_null + w (eps_c - eps_null); "
+    "0 = unconditional, 1 = conditional (exact: the mixture's classes; trained: the shipped "
+    "class-conditional network)",
 )
 DEVICE = Field(
     str,
@@ -110,8 +118,6 @@ def n_samples(
     return Field(int, default=default, check=check, help=help)
 
 
-def ref_tol(
-    default: float, check: Callable[[float], str | None] | None = tolerance
-) -> Field:
+def ref_tol(default: float, check: Callable[[float], str | None] | None = tolerance) -> Field:
     """Tolerance of the adaptive reference (``check=None`` accepts any float)."""
     return Field(float, default=default, check=check, help="tolerance of the adaptive reference")

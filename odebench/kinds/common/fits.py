@@ -20,13 +20,14 @@ if TYPE_CHECKING:
     from ...study import StudyResult
 
 #: The cell axes of an order ladder, in the order the summary's columns take them
-#: (``prediction`` and ``shift`` only where a study varies them).
+#: (``prediction``, ``shift`` and ``guidance`` only where a study varies them).
 ORDER_CELL_KEYS = [
     "problem",
     "model",
     "schedule",
     "prediction",
     "shift",
+    "guidance",
     "t_min",
     "spacing",
     "seed",
