@@ -60,6 +60,26 @@ def add_into(total: torch.Tensor, term: torch.Tensor, alpha: float = 1.0) -> tor
     return torch.add(total, term, alpha=alpha)
 
 
+def weighted_sum(weights, values: list[torch.Tensor]) -> torch.Tensor:
+    """sum_j weights[j] values[j], zero weights skipped, in one pass per term: the first term's
+    product (none where its weight is 1; a lone weight-1 value is returned itself), then each
+    further term added into it with its weight fused (``add_into``)."""
+    terms = [(w, v) for w, v in zip(weights, values, strict=True) if w != 0.0]
+    if not terms:
+        raise ValueError("all combination weights are zero")
+    (w0, v0), rest = terms[0], terms[1:]
+    if not rest:
+        return v0 if w0 == 1.0 else w0 * v0
+    if w0 == 1.0:
+        (w1, v1), rest = rest[0], rest[1:]
+        total = torch.add(v0, v1, alpha=w1)
+    else:
+        total = w0 * v0
+    for w, v in rest:
+        total = add_into(total, v, w)
+    return total
+
+
 def scaled_sum(a: float, x: torch.Tensor, b: float, y: torch.Tensor) -> torch.Tensor:
     """``a * x + b * y`` in two passes (the product a x, then b y added into it; ``add_into``)
     instead of three, with one state-sized temporary instead of three."""

@@ -12,7 +12,8 @@ import pytest
 import torch
 
 import odebench as ob
-from odebench._tensor import add_into, scaled_sum
+from odebench._tensor import add_into, scaled_sum, weighted_sum
+from odebench.solvers.transfer import DataTransfer, DDIMTransfer, EDMTransfer, LinearTransfer
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -47,6 +48,38 @@ def test_add_into_with_unit_weight_is_the_plain_sum_bit_for_bit():
     g = torch.Generator().manual_seed(2)
     x, y = (torch.randn(1000, generator=g) for _ in range(2))
     assert torch.equal(add_into(x.clone(), y), x + y)
+
+
+def test_weighted_sum_skips_zero_weights_and_copies_nothing_for_a_lone_unit_weight():
+    g = torch.Generator().manual_seed(3)
+    u, v, w = (torch.randn(50, generator=g, dtype=torch.float64) for _ in range(3))
+    assert weighted_sum((0.0, 1.0, 0.0), (u, v, w)) is v
+    assert torch.allclose(weighted_sum((0.5, -2.0, 0.0), (u, v, w)), 0.5 * u - 2.0 * v)
+    assert torch.allclose(weighted_sum((1.0, 0.25, 3.0), (u, v, w)), u + 0.25 * v + 3.0 * w)
+    with pytest.raises(ValueError, match="all combination weights are zero"):
+        weighted_sum((0.0, 0.0), (u, v))
+
+
+@pytest.mark.parametrize(
+    "transfer", [LinearTransfer(), DDIMTransfer(), DataTransfer(), EDMTransfer()]
+)
+@pytest.mark.parametrize("s", [0.3, 0.0])
+def test_step_sum_is_the_step_of_the_combined_slope(transfer, s):
+    """A multistep combination handed to the transfer term by term gives the transfer's step
+    of the combined slope (to round-off), into sigma = 0 as well (where x drops out of the data
+    form)."""
+    sched = ob.schedules.get("ddpm-linear-1000")
+    t, s = torch.tensor(0.5, dtype=torch.float64), torch.tensor(s, dtype=torch.float64)
+    if isinstance(transfer, LinearTransfer) and float(s) == 0.0:
+        s = torch.tensor(0.01, dtype=torch.float64)  # the ODE's slope is singular at t = 0
+    g = torch.Generator().manual_seed(4)
+    x, *vs = (torch.randn(8, 5, generator=g, dtype=torch.float64) for _ in range(4))
+    weights = (55 / 24, -59 / 24, 37 / 24)
+    want = transfer.step(sched, x, sum(w * v for w, v in zip(weights, vs, strict=True)), t, s)
+    got = transfer.step_sum(sched, x, weights, vs, t, s)
+    assert torch.allclose(got, want, rtol=1e-13, atol=1e-13)
+    if isinstance(transfer, DataTransfer) and float(s) == 0.0:
+        assert torch.equal(transfer.step_sum(sched, x * float("nan"), weights, vs, t, s), got)
 
 
 class KeptOutput:

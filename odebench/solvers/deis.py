@@ -62,7 +62,6 @@ from ..schedules import Schedule
 from .base import Node, Solver, State
 from .multistep import MultistepSolver, RampWarmup
 from .ramp import OrderRule
-from .runge_kutta import combine
 from .transfer import DDIMTransfer
 
 PAPER = "Zhang & Chen 2023, Fast Sampling of Diffusion Models with Exponential Integrator (DEIS)"
@@ -199,8 +198,8 @@ class DEIS(Solver):
         run, n, x = state.run, state.n, state.x
         history = (*state.history, Node(n, self.node_value(run, x, n)))
         w = run.plan[n]  # newest first
-        g = combine(w, [node.value for node in history[::-1][: len(w)]])
-        x_new = self.transfer.step(run.sched, x, g, state.t, state.s)
+        g_terms = [node.value for node in history[::-1][: len(w)]]  # g = sum_j w_j g_terms[j]
+        x_new = self.transfer.step_sum(run.sched, x, w, g_terms, state.t, state.s)
         return state.advanced(x_new, self.kept(history))
 
 

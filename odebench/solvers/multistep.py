@@ -23,7 +23,7 @@ import numpy as np
 from ..ode import time_variable
 from .base import Node, Solver, State
 from .ramp import OrderRule
-from .runge_kutta import combine, rk_step
+from .runge_kutta import rk_step
 from .tableau import AB_FIXED, Tableau, ab_variable_weights
 from .transfer import Transfer
 
@@ -146,8 +146,8 @@ class MultistepSolver(Solver):
             history = (*state.history, Node(n, self.node_value(run, x, n)))
             m = self.rule.order_at(n, run.steps)
             w = self._ab_weights(sched, run.ts, n, m)
-            g = combine(w, [node.value for node in history[::-1][:m]])
-            x_new = self.transfer.step(sched, x, g, t, s)
+            g_terms = [node.value for node in history[::-1][:m]]  # g = sum_j w_j g_terms[j]
+            x_new = self.transfer.step_sum(sched, x, w, g_terms, t, s)
         return state.advanced(x_new, self.kept(history))
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import torch
 
-from .._tensor import add_into
 from ..schedules import Schedule
 from .base import EpsModel, Solver, State
 from .tableau import Tableau
@@ -20,21 +19,6 @@ def stage_time(t: torch.Tensor, s: torch.Tensor, c: float) -> torch.Tensor:
     return t + c * (s - t)
 
 
-def combine(weights, values: list[torch.Tensor]) -> torch.Tensor:
-    """sum_j weights[j] values[j], skipping zero weights; a lone weight 1 returns its value
-    itself (1 v is v, bit for bit). One pass per term: each further term is added into the
-    first product with its weight fused (``add_into``)."""
-    terms = [(w, v) for w, v in zip(weights, values, strict=True) if w != 0.0]
-    if not terms:
-        raise ValueError("all combination weights are zero")
-    if len(terms) == 1 and terms[0][0] == 1.0:
-        return terms[0][1]
-    total = terms[0][0] * terms[0][1]
-    for w, v in terms[1:]:
-        total = add_into(total, v, w)
-    return total
-
-
 def rk_step(
     tableau: Tableau,
     transfer: Transfer,
@@ -48,9 +32,9 @@ def rk_step(
     slopes: list[torch.Tensor] = []
     for c, row in zip(tableau.c, tableau.a, strict=True):
         t_i = stage_time(t, s, c)
-        x_i = x if not row else transfer.step(sched, x, combine(row, slopes), t, t_i)
+        x_i = x if not row else transfer.step_sum(sched, x, row, slopes, t, t_i)
         slopes.append(transfer.evaluate(sched, model, x_i, t_i))
-    return transfer.step(sched, x, combine(tableau.b, slopes), t, s), slopes[0]
+    return transfer.step_sum(sched, x, tableau.b, slopes, t, s), slopes[0]
 
 
 class RungeKuttaSolver(Solver):

@@ -29,7 +29,7 @@ from abc import ABC, abstractmethod
 
 import torch
 
-from .._tensor import scaled_sum
+from .._tensor import scaled_sum, weighted_sum
 from ..ode import rhs_from_eps
 from ..schedules import Schedule
 
@@ -67,6 +67,20 @@ class Transfer(ABC):
         """The slope at (x, t) from one model evaluation."""
         return self.slope(sched, x, t, model(x, t))
 
+    def affine(self, sched: Schedule, t, s) -> tuple[float, float] | None:
+        """(a, b) where ``step`` is the affine map x_s = a x + b g (None: not declared)."""
+        return None
+
+    def step_sum(self, sched: Schedule, x: torch.Tensor, weights, values, t, s) -> torch.Tensor:
+        """``step`` with the slope g = sum_j weights[j] values[j] (a gradient part's combination).
+        Where the map is affine (``affine``) the terms go straight into a x + sum_j (b w_j)
+        values[j]: one pass per term, and g is never stored."""
+        ab = self.affine(sched, t, s)
+        if ab is None:
+            return self.step(sched, x, weighted_sum(weights, values), t, s)
+        a, b = ab
+        return weighted_sum((a, *(b * w for w in weights)), (x, *values))
+
     def __repr__(self) -> str:
         return f"<Transfer {self.name}>"
 
@@ -97,6 +111,9 @@ class LinearTransfer(Transfer):
             return da * x0 + (ds / sigma) * x
         return self.slope(sched, x, t, model(x, t))
 
+    def affine(self, sched, t, s):
+        return 1.0, float(s) - float(t)
+
     def step(self, sched, x, g, t, s):
         return torch.add(x, g, alpha=float(s) - float(t))  # x + (s - t) g, one pass
 
@@ -116,13 +133,16 @@ class DDIMTransfer(Transfer):
     def slope(self, sched, x, t, eps):
         return eps
 
-    def step(self, sched, x, g, t, s):
+    def affine(self, sched, t, s):
+        """(alpha_s / alpha_t, -sigma_s expm1(lambda_s - lambda_t))."""
         at, as_ = sched.scalars(float(t)), sched.scalars(float(s))
         ratio = math.exp(0.5 * (as_.log_alpha_bar - at.log_alpha_bar))
         if as_.sigma == 0.0:  # clean data: lambda_s = inf, sigma_s = 0, coef -> -sigma_t/alpha_t
-            coef = -at.sigma / at.alpha
-        else:
-            coef = -as_.sigma * math.expm1(as_.lam - at.lam)
+            return ratio, -at.sigma / at.alpha
+        return ratio, -as_.sigma * math.expm1(as_.lam - at.lam)
+
+    def step(self, sched, x, g, t, s):
+        ratio, coef = self.affine(sched, t, s)
         return scaled_sum(ratio, x, coef, g)  # ratio x + coef g
 
 
@@ -152,12 +172,16 @@ class DataTransfer(Transfer):
             return _data_prediction(model, x, t)
         return self.slope(sched, x, t, model(x, t))
 
-    def step(self, sched, x, g, t, s):
+    def affine(self, sched, t, s):
+        """(sigma_s / sigma_t, -alpha_s expm1(-h)); (0, alpha_s) into sigma_s = 0."""
         at, as_ = sched.scalars(float(t)), sched.scalars(float(s))
         if as_.sigma == 0.0:
-            return as_.alpha * g
-        # (sigma_s / sigma_t) x - alpha_s expm1(-h) g
-        return scaled_sum(as_.sigma / at.sigma, x, -(as_.alpha * math.expm1(at.lam - as_.lam)), g)
+            return 0.0, as_.alpha
+        return as_.sigma / at.sigma, -(as_.alpha * math.expm1(at.lam - as_.lam))
+
+    def step(self, sched, x, g, t, s):
+        a, b = self.affine(sched, t, s)
+        return b * g if a == 0.0 else scaled_sum(a, x, b, g)
 
 
 class EDMTransfer(Transfer):
