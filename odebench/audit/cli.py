@@ -13,10 +13,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..study.limits import add_limit_options
 from .functions import FUNCTION_STEPS, is_function_spec
 from .measure import DEFAULT_STEPS
 
 DEFAULT_OUT = "results/audit"
+#: Model evaluations per step of the ladder: the sampler's run, odebench's solver of the same
+#: family at equal NFE, the exact references and the probes (measured: about 2.7 ms per step
+#: at the defaults).
+EVALS_PER_STEP = 12.0
 
 
 def _steps(text: str) -> list[int]:
@@ -75,8 +80,34 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help="require a strong order (a stochastic sampler whose noise the audit drives by a "
         "Brownian path on nested grids); an error otherwise",
     )
+    add_limit_options(p)
+    p.add_argument(
+        "--estimate",
+        action="store_true",
+        help="print the audit's estimated memory and time, check the limits, run nothing",
+    )
     p.set_defaults(handler=run)
     return p
+
+
+def check_size(args: argparse.Namespace, steps: list[int]) -> None:
+    """Refuse an audit whose estimated memory or time exceeds the limits (one line naming
+    the estimate and ``--max-memory`` / ``--yes``), before anything runs."""
+    from .. import problems
+    from ..study.limits import check, estimate
+
+    try:
+        dim = int(getattr(problems.get(args.problem), "dim", 64))
+    except (ValueError, TypeError):  # an unknown problem: the audit names it
+        dim = 64
+    total = float(sum(steps))
+    run = estimate(
+        args.n_samples, dim, EVALS_PER_STEP * total, total, longest=max(steps, default=0)
+    )
+    limit = args.max_memory * 1e9 if getattr(args, "max_memory", None) is not None else None
+    check(run, 1, max_memory=limit, yes=getattr(args, "yes", False), what="this audit")
+    if getattr(args, "estimate", False):
+        print(f"estimate: {run.describe(1)}; within the limits")
 
 
 def run(args: argparse.Namespace) -> None:
@@ -85,12 +116,16 @@ def run(args: argparse.Namespace) -> None:
 
     if args.n_samples < 1:
         raise ValueError(f"--n-samples must be positive, got {args.n_samples}")
+    steps = args.steps if args.steps is not None else _default_steps(args.sampler)
+    check_size(args, steps)
+    if args.estimate:
+        return
     report = audit(
         args.sampler,
         args.config,
         problem=args.problem,
         schedule=args.schedule,
-        steps=args.steps if args.steps is not None else _default_steps(args.sampler),
+        steps=steps,
         n_samples=args.n_samples,
         seed=args.seed,
         strong=True if getattr(args, "strong", False) else None,

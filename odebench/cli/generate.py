@@ -10,7 +10,8 @@ Each field a kind declares becomes a flag named after it (``t_min`` -> ``--t-min
 
 The kind's :class:`~odebench.study.Command` adds extra spellings (``--solvers``), shortcut
 flags (``--local``), the help line and the output folder; every subcommand also takes the run
-options ``--out``, ``--workers``, ``--scheduler`` and ``--no-progress``. Values are checked by
+options ``--out``, ``--workers``, ``--scheduler``, ``--no-progress``, the limits ``--max-memory``
+and ``--yes`` and the dry run ``--estimate``. Values are checked by
 the same validation as study files, so a bad value names its key in one line.
 """
 
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from ..study import REQUIRED, Command, Field, StudyError, StudyKind
+from ..study.limits import add_limit_options
 
 #: Subcommands that are not study kinds; a kind of the same name gets no subcommand.
 RESERVED = ("list", "run")
@@ -59,7 +61,8 @@ def joined(values: Sequence[Any]) -> str:
 
 
 def add_run_options(parser: argparse.ArgumentParser, default_out: str | None) -> None:
-    """``--out``, ``--workers``, ``--scheduler``, ``--no-progress``: how a study runs."""
+    """``--out``, ``--workers``, ``--scheduler``, ``--no-progress``, the limits and
+    ``--estimate``: how a study runs."""
     where = f"(default {default_out})" if default_out else "(default: the study's output)"
     parser.add_argument("--out", type=Path, default=default_out, help=f"output folder {where}")
     parser.add_argument("--workers", type=int, default=1, help="local worker processes")
@@ -67,6 +70,12 @@ def add_run_options(parser: argparse.ArgumentParser, default_out: str | None) ->
         "--scheduler", default=None, help="address of a Dask scheduler to run the cells on"
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_limit_options(parser)
+    parser.add_argument(
+        "--estimate",
+        action="store_true",
+        help="print the run's estimated memory and time, check the limits, run nothing",
+    )
 
 
 def add_kind_commands(subparsers: Any) -> None:

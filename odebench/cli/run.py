@@ -13,6 +13,21 @@ def run_file(args: argparse.Namespace) -> None:
     run_spec(args.study, args)
 
 
+def print_estimate(
+    spec: StudySpec | Path | str, args: argparse.Namespace, max_memory: float | None
+) -> None:
+    """``--estimate``: the whole study's estimate (cache ignored) against the limits."""
+    from ..study.limits import check
+    from ..study.runner import check_address, estimate_study
+
+    if args.scheduler is not None:
+        check_address(args.scheduler)
+    workers = args.workers if args.scheduler is None else 1
+    run, n_cells = estimate_study(spec, workers)
+    check(run, n_cells, max_memory=max_memory, yes=args.yes, what="this run")
+    print(f"estimate: {run.describe(n_cells)}; within the limits")
+
+
 def run_spec(spec: StudySpec | Path | str, args: argparse.Namespace) -> None:
     """Run ``spec`` (a spec or a study file) with the run options of ``args`` and print the
     kind's summary text (``StudyKind.format_summary``), the cell counts and the files."""
@@ -20,12 +35,18 @@ def run_spec(spec: StudySpec | Path | str, args: argparse.Namespace) -> None:
 
     if args.workers < 1:
         raise ValueError(f"--workers must be at least 1, got {args.workers}")
+    max_memory = args.max_memory * 1e9 if args.max_memory is not None else None
+    if args.estimate:
+        print_estimate(spec, args, max_memory)
+        return
     result = study.run_study(
         spec,
         out=args.out,
         workers=args.workers,
         scheduler=args.scheduler,
         progress=not args.no_progress,
+        max_memory=max_memory,
+        yes=args.yes,
     )
     kind = study.get(result.kind)
     text = kind.format_summary(result) if kind.format_summary is not None else None

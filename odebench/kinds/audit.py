@@ -24,10 +24,11 @@ from typing import Any
 
 import pandas as pd
 
+from .. import problems
 from ..audit.cli import add_parser
 from ..audit.measure import DEFAULT_STEPS, label, measure, parse_label
 from ..study import Command, Field, StudyKind, StudyResult, register
-from .common import positive
+from .common import cell_cost, non_negative, positive
 
 CELL_KEYS = ["sampler", "problem", "schedule", "seed"]
 TABLE = "audit_table.md"
@@ -45,7 +46,9 @@ GRID = {
     "sampler": Field(
         str, check=_check_sampler, help='class name + JSON config, e.g. "DDIMScheduler"'
     ),
-    "problem": Field(str, default=["gaussian-lowrank"], help="embedded problem"),
+    "problem": Field(
+        str, default=["gaussian-lowrank"], choices=problems.names, help="embedded problem"
+    ),
     "schedule": Field(
         str,
         default=["ddpm-linear-1000"],
@@ -53,7 +56,7 @@ GRID = {
         help="discrete table of the VP-table classes (flow-matching and EDM ones keep their own)",
     ),
     "steps": Field(int, default=DEFAULT_STEPS, check=positive, help="step-count ladder"),
-    "seed": Field(int, default=[0], help="seed of the start points"),
+    "seed": Field(int, default=[0], check=non_negative, help="seed of the start points"),
 }
 OPTIONS = {
     "n_samples": Field(int, default=32, check=positive, help="start points per cell"),
@@ -240,6 +243,7 @@ KIND = StudyKind(
     description="report cards of third-party samplers (diffusers), measured from outside",
     format_summary=format_summary,
     command=COMMAND,
+    estimate=cell_cost,
 )
 register(KIND)
 

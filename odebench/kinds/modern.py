@@ -32,6 +32,7 @@ from ..study import Command, Field, StudyKind, register
 from .common import (
     ORDER_CELL_KEYS,
     VERDICT_MARK,
+    cell_cost,
     eps_model,
     fields,
     format_order_summary,
@@ -202,5 +203,6 @@ KIND = StudyKind(
     description="work-precision at NFE budgets and orders along a ladder, every solver",
     format_summary=format_order_summary,
     command=COMMAND,
+    estimate=cell_cost,
 )
 register(KIND)

@@ -32,7 +32,7 @@ from ..grids import start_time, timesteps
 from ..metrics import norm_band, norm_statistics, subspace_distance
 from ..reference import reference, union_times
 from ..study import Command, Field, StudyKind, StudyResult, register
-from .common import cell_blocks, fields, one_thread, positive, read_summary
+from .common import cell_blocks, cell_cost, fields, one_thread, positive, read_summary
 from .common.networks import guided_models
 
 CELL_KEYS = ["problem", "model", "schedule", "guidance", "nfe", "t_min", "spacing", "seed"]
@@ -52,7 +52,7 @@ GRID = {
 OPTIONS = {
     "n_samples": fields.n_samples(256),
     "t_max": fields.T_MAX,
-    "ref_tol": fields.ref_tol(1e-10, check=None),
+    "ref_tol": fields.ref_tol(1e-10),
     "device": fields.DEVICE,
 }
 
@@ -251,5 +251,6 @@ KIND = StudyKind(
     description="sample norms and densities along sampling paths vs the exact marginals",
     format_summary=format_summary,
     command=COMMAND,
+    estimate=cell_cost,
 )
 register(KIND)

@@ -26,6 +26,7 @@ from ..study import Command, Field, Shortcut, StudyKind, register
 from .common import (
     ORDER_CELL_KEYS,
     VERDICT_MARK,
+    cell_cost,
     fields,
     format_order_summary,
     one_thread,
@@ -250,5 +251,6 @@ KIND = StudyKind(
     description="measured vs declared convergence orders (global or local errors)",
     format_summary=format_order_summary,
     command=COMMAND,
+    estimate=cell_cost,
 )
 register(KIND)

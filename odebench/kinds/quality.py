@@ -54,6 +54,7 @@ from ..metrics.distribution import (
 from ..metrics.manifold import expected_nll
 from ..study import Command, Field, Shortcut, StudyKind, StudyResult, register
 from .common import (
+    cell_cost,
     eps_model,
     fields,
     one_thread,
@@ -154,6 +155,8 @@ GRID = {
 
 
 def _metrics_check(value: list) -> str | None:
+    if not value:
+        return "name at least one metric"
     bad = [m for m in value if m not in ("auto", *METRICS)]
     return f"unknown metric(s) {', '.join(bad)}; choose from {', '.join(METRICS)}" if bad else None
 
@@ -177,6 +180,7 @@ OPTIONS = {
     "metrics": Field(
         list,
         default=["auto"],
+        items=str,
         check=_metrics_check,
         help=f"auto or some of {', '.join(METRICS)}",
     ),
@@ -617,5 +621,6 @@ KIND = StudyKind(
     description="sample quality against steps: exact W2, Frechet, sliced W2, MMD, NLL",
     format_summary=format_summary,
     command=COMMAND,
+    estimate=cell_cost,
 )
 register(KIND)

@@ -41,6 +41,7 @@ from ..study import Command, Field, StudyKind, StudyResult, register
 from .common import (
     VERDICT_MARK,
     cell_blocks,
+    cell_cost,
     fields,
     non_negative,
     one_thread,
@@ -423,5 +424,6 @@ KIND = StudyKind(
     description="weak and strong orders of stochastic samplers, ODE solvers beside them",
     format_summary=format_summary,
     command=COMMAND,
+    estimate=cell_cost,
 )
 register(KIND)

@@ -30,6 +30,7 @@ from .. import convergence, problems, schedules, singularity, solvers
 from ..grids import start_time, timesteps
 from ..study import Command, Field, StudyKind, StudyResult, register
 from .common import (
+    cell_cost,
     fields,
     one_thread,
     order_summary_text,
@@ -187,5 +188,6 @@ KIND = StudyKind(
     description="orders as t_min -> 0 per grid, per-step errors, stiffness, coefficient exponents",
     format_summary=format_summary,
     command=COMMAND,
+    estimate=cell_cost,
 )
 register(KIND)

@@ -7,11 +7,14 @@ that produced it. The key is the sha256 of a canonical JSON text of the whole ce
 format number, so changing any setting or bumping the kind's version misses the cache
 instead of returning stale rows.
 
-Files are ``<out>/.cache/<key>.json`` holding the config and the rows. They are written
-atomically (temporary file in the same folder, fsync, ``os.replace``) so a run killed at
-any instant leaves either the complete file or none. A file that cannot be read, does not
-parse, or does not hold the expected config is reported with a :class:`CacheWarning` and
-treated as missing: the cell is recomputed, the run never crashes on a bad cache.
+Files are ``<out>/.cache/<key>.json`` holding the config, the rows and a checksum (sha256 of
+the cell key and the rows, :func:`rows_checksum`). They are written atomically (temporary file
+in the same folder, fsync, ``os.replace``) so a run killed at any instant leaves either the
+complete file or none, with the permissions the umask gives any new file. A file that cannot
+be read, does not parse, does not hold the expected config or whose rows do not match their
+checksum (an entry edited by hand, or damaged, yet still valid JSON) is reported with a
+:class:`CacheWarning` and treated as missing: the cell is recomputed, the run never crashes on
+a bad cache and never puts a changed number into its table.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ __all__ = [
     "canonical_json",
     "load_rows",
     "normalize_rows",
+    "rows_checksum",
     "store_rows",
 ]
 
@@ -65,6 +69,12 @@ def cache_key(config: dict[str, Any], version: str) -> str:
     """The sha256 hex digest that identifies a cell's results."""
     payload = {"config": config, "version": version, "format": CACHE_FORMAT}
     return hashlib.sha256(canonical_json(payload).encode("ascii")).hexdigest()
+
+
+def rows_checksum(key: str, rows: list[dict[str, Any]]) -> str:
+    """sha256 of the cell key and its rows (canonical JSON): a cache entry's own check."""
+    text = canonical_json({"key": key, "rows": rows})
+    return hashlib.sha256(text.encode("ascii")).hexdigest()
 
 
 def cache_path(out: Path, key: str) -> Path:
@@ -121,17 +131,33 @@ def normalize_rows(rows: Any) -> list[dict[str, Any]]:
     return out
 
 
+def _umask() -> int:
+    """The process's umask, read without changing it where /proc allows."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: read it by setting it, and set it back at once
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` so readers see the old file or the new one, never a part.
 
     The temporary file lives in the destination folder (``os.replace`` is atomic only
     within one file system) and is fsynced before the rename so a crash cannot leave an
-    empty file under the final name.
+    empty file under the final name. The file gets mode ``0o666 & ~umask``, as ``open`` would
+    give it.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a new file gets the umask's
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
             fh.write(text)
             fh.flush()
@@ -162,6 +188,7 @@ def store_rows(
         "version": version,
         "config": config,
         "rows": rows,  # key order kept: it fixes the CSV column order
+        "checksum": rows_checksum(key, rows),
     }
     atomic_write_text(path, json.dumps(record, ensure_ascii=True) + "\n")
     return path
@@ -171,7 +198,9 @@ def load_rows(out: Path, key: str, config: dict[str, Any]) -> list[dict[str, Any
     """The cached rows of the cell ``key``, or None if absent or unusable (with a warning).
 
     The stored config must equal ``config``; this guards against files copied between
-    folders by hand, truncated writes from other tools, and hash collisions alike.
+    folders by hand, truncated writes from other tools, and hash collisions alike. The rows
+    must match the stored checksum (:func:`rows_checksum`), so an entry edited into other
+    valid JSON is recomputed too.
     """
     path = cache_path(out, key)
     if not path.exists():
@@ -185,6 +214,8 @@ def load_rows(out: Path, key: str, config: dict[str, Any]) -> list[dict[str, Any
         if canonical_json(record.get("config")) != canonical_json(config):
             raise ValueError("stored config differs from the cell's config")
         rows = normalize_rows(record.get("rows"))
+        if record.get("checksum") != rows_checksum(key, rows):
+            raise ValueError("checksum mismatch: the rows were changed after they were written")
     except (OSError, ValueError, TypeError) as exc:  # StudyError is a ValueError
         warnings.warn(
             f"ignoring unusable cache file {path} ({exc}); recomputing the cell",

@@ -96,6 +96,20 @@ def format_value(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _coerce_one(types: type | tuple[type, ...], value: Any) -> Any:
+    """``value`` as one of ``types`` (int -> float where a float is asked), else TypeError."""
+    types = types if isinstance(types, tuple) else (types,)
+    if isinstance(value, bool):
+        if bool in types:
+            return value
+        raise TypeError(value)
+    if isinstance(value, types):
+        return value
+    if isinstance(value, int) and float in types:
+        return float(value)
+    raise TypeError(value)
+
+
 @dataclass(frozen=True)
 class Field:
     """One allowed key of a study file (a grid axis or an option).
@@ -106,7 +120,8 @@ class Field:
     give the same cache key. ``choices`` may be a callable so that names (solvers, problems)
     are looked up only when a study is validated, not when the kind is defined. ``check``
     returns an error message or None. For a grid axis, ``default`` may be a list or a scalar
-    (one-element axis); ``type``, ``choices`` and ``check`` apply to each element.
+    (one-element axis); ``type``, ``choices`` and ``check`` apply to each element. A list
+    option declares the type of its elements in ``items``. A float is never NaN.
     """
 
     type: type | tuple[type, ...]
@@ -117,6 +132,8 @@ class Field:
     #: A string "module:attribute" passes ``choices`` (then ``check`` decides): the user's own
     #: objects, e.g. solvers defined in their package.
     importable: bool = False
+    #: The type of each element of a list option (``Field(list, items=str)``); None: any.
+    items: type | None = None
 
     @property
     def types(self) -> tuple[type, ...]:
@@ -139,16 +156,9 @@ class Field:
         Only the type is checked here (no choices, no check), so kinds can validate their
         defaults at registration time without looking up lazy choices.
         """
-        types = self.types
-        if isinstance(value, bool):
-            if bool in types:
-                return value
-            raise TypeError(value)
-        if isinstance(value, types):
-            return value
-        if isinstance(value, int) and float in types:
-            return float(value)
-        raise TypeError(value)
+        if isinstance(value, (list, tuple)) and self.items is not None:
+            return type(value)(_coerce_one(self.items, v) for v in value)
+        return _coerce_one(self.types, value)
 
     def allowed_values(self) -> list[Any] | None:
         """The allowed values (calling ``choices`` if it is a callable), or None for any."""
@@ -176,6 +186,10 @@ class StudyKind:
     (a :class:`~odebench.study.StudyResult`; None prints nothing). ``command`` says how the
     kind appears as ``odebench NAME`` (:class:`~odebench.study.Command`; flags are generated
     from the fields, so None gives a working command too).
+
+    ``estimate(config)`` (optional) is the peak memory and time of one cell
+    (:class:`~odebench.study.limits.Estimate`), from its sizes; the runner refuses a run whose
+    estimate exceeds the limits (:mod:`odebench.study.limits`) before computing anything.
     """
 
     name: str
@@ -189,6 +203,7 @@ class StudyKind:
     description: str = field(default="", compare=False)
     format_summary: Callable[[StudyResult], str | None] | None = field(default=None, compare=False)
     command: Command | None = field(default=None, compare=False)
+    estimate: Callable[[dict[str, Any]], Any] | None = field(default=None, compare=False)
 
     def validate(self) -> None:
         """Check that the kind itself is well formed; raise ValueError/TypeError if not.
@@ -232,6 +247,8 @@ class StudyKind:
             raise TypeError(f"kind {self.name!r}: run_cell must be callable")
         if self.format_summary is not None and not callable(self.format_summary):
             raise TypeError(f"kind {self.name!r}: format_summary must be callable")
+        if self.estimate is not None and not callable(self.estimate):
+            raise TypeError(f"kind {self.name!r}: estimate must be callable")
         if self.command is not None and not isinstance(self.command, Command):
             raise TypeError(f"kind {self.name!r}: command must be a Command")
         for key in self.command.defaults if self.command is not None else ():

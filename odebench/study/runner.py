@@ -28,8 +28,10 @@ import copy
 import csv
 import io
 import itertools
+import math
 import multiprocessing
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -43,13 +45,25 @@ from . import kinds
 from .cache import atomic_write_text, cache_key, canonical_json, load_rows, normalize_rows
 from .cache import store_rows as _store_rows
 from .kinds import StudyError, StudyKind
+from .limits import MAX_CELLS, PROCESS_BYTES, Estimate, check
+from .lock import locked
+from .orphans import die_with_parent
 from .result import StudyResult
 from .spec import StudySpec, load_study, parse_study
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["DEFAULT_OUTPUT_ROOT", "StudyResult", "expand_cells", "run_study"]
+__all__ = [
+    "DEFAULT_OUTPUT_ROOT",
+    "StudyResult",
+    "check_address",
+    "count_cells",
+    "estimate_run",
+    "estimate_study",
+    "expand_cells",
+    "run_study",
+]
 
 #: Output folder used when neither ``out=`` nor ``study.output`` is given: ``results/<name>``.
 DEFAULT_OUTPUT_ROOT = Path("results")
@@ -67,12 +81,16 @@ class _Cell:
     rows: list[dict[str, Any]] | None = None
 
 
-def expand_cells(spec: StudySpec, kind: StudyKind | None = None) -> list[dict[str, Any]]:
-    """The cell configs of ``spec`` in expansion order (see the module docstring)."""
+def expand_cells(
+    spec: StudySpec, kind: StudyKind | None = None, limit: int | None = None
+) -> list[dict[str, Any]]:
+    """The cell configs of ``spec`` in expansion order (see the module docstring); the first
+    ``limit`` only if given."""
     kind = kind if kind is not None else kinds.get(spec.kind)
     axes = [a for a in kind.grid if a not in kind.ladder_axes]
     cells = []
-    for combo in itertools.product(*(spec.grid[a] for a in axes)):
+    combos = itertools.product(*(spec.grid[a] for a in axes))
+    for combo in itertools.islice(combos, limit):
         chosen = dict(zip(axes, combo, strict=True))
         config: dict[str, Any] = {}
         for axis in kind.grid:
@@ -92,12 +110,15 @@ def _execute(run_cell: RunCell, config: dict[str, Any]) -> list[dict[str, Any]]:
     return normalize_rows(run_cell(copy.deepcopy(config)))
 
 
-def _worker_init(threads: int) -> None:
-    """Give each pool worker a share of the cores instead of all of them.
+def _worker_init(threads: int, parent: int) -> None:
+    """Give each pool worker a share of the cores, and make it die with its parent.
 
     N workers that each run torch/BLAS with every core oversubscribe the machine and run
-    slower than one. Environment variables set by the user win.
+    slower than one. Environment variables set by the user win. A parent killed outright
+    (``kill -9``) cannot shut its pool down, so each worker watches it itself
+    (:func:`~odebench.study.orphans.die_with_parent`).
     """
+    die_with_parent(parent)
     user_set = "OMP_NUM_THREADS" in os.environ
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ.setdefault(var, str(threads))
@@ -145,7 +166,7 @@ def _run_pool(pending: list[_Cell], run_cell: RunCell, store: Store, n: int, wor
         max_workers=n_workers,
         mp_context=multiprocessing.get_context("spawn"),
         initializer=_worker_init,
-        initargs=(threads,),
+        initargs=(threads, os.getpid()),
     ) as pool:
         futures = {pool.submit(_execute, run_cell, cell.config): cell for cell in pending}
         try:
@@ -168,8 +189,36 @@ def _run_pool(pending: list[_Cell], run_cell: RunCell, store: Store, n: int, wor
         raise _failure(failure[0], n, failure[1]) from failure[1]
 
 
+#: Seconds to wait for a Dask scheduler before giving up.
+CONNECT_TIMEOUT_S = 5
+_ADDRESS_RE = re.compile(
+    r"^(?:(?:tcp|tls|ucx|ws|wss)://)?(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9.-]*):\d{1,5}$"
+    r"|^inproc://\S+$"
+)
+
+
+def check_address(scheduler: str) -> None:
+    """Refuse a scheduler address that is not ``[PROTOCOL://]HOST:PORT`` (one line)."""
+    if not isinstance(scheduler, str) or not _ADDRESS_RE.match(scheduler):
+        shown = scheduler if isinstance(scheduler, str) else type(scheduler).__name__
+        raise StudyError(
+            f"invalid Dask scheduler address {_one_line(repr(shown), 80)}: expected "
+            "[tcp://]HOST:PORT, e.g. tcp://127.0.0.1:8786"
+        )
+    port = scheduler.rsplit(":", 1)[1]
+    if not scheduler.startswith("inproc://") and not 0 < int(port) < 65536:
+        raise StudyError(f"invalid Dask scheduler address {scheduler!r}: port {port} out of range")
+
+
 def _dask_client(scheduler: str | None, cluster: Any) -> tuple[Any, bool]:
-    """A distributed.Client for ``cluster`` or ``scheduler``, and whether we must close it."""
+    """A distributed.Client for ``cluster`` or ``scheduler``, and whether we must close it.
+
+    The address is checked before anything is opened, and the connection is given
+    :data:`CONNECT_TIMEOUT_S` seconds: a half-made client left to the garbage collector
+    would hang the interpreter's exit for a minute.
+    """
+    if scheduler is not None:
+        check_address(scheduler)
     try:
         import distributed
     except ImportError as exc:
@@ -181,9 +230,13 @@ def _dask_client(scheduler: str | None, cluster: Any) -> tuple[Any, bool]:
             return cluster, False
         return distributed.Client(cluster, set_as_default=False), True
     try:
-        return distributed.Client(scheduler, set_as_default=False), True
-    except (OSError, TimeoutError) as exc:
-        raise StudyError(f"cannot connect to the Dask scheduler {scheduler}: {exc}") from exc
+        return distributed.Client(
+            scheduler, set_as_default=False, timeout=CONNECT_TIMEOUT_S, asynchronous=False
+        ), True
+    except Exception as exc:  # OSError, TimeoutError, ValueError from distributed's parser
+        raise StudyError(
+            f"cannot connect to the Dask scheduler {scheduler}: {_one_line(str(exc), 200)}"
+        ) from None
 
 
 def _run_dask(
@@ -316,6 +369,55 @@ def _plot(kind: StudyKind, df: pd.DataFrame, summary: pd.DataFrame | None, out: 
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def count_cells(spec: StudySpec, kind: StudyKind | None = None) -> int:
+    """How many cells ``spec`` expands into (without expanding it)."""
+    kind = kind if kind is not None else kinds.get(spec.kind)
+    return math.prod(len(spec.grid[a]) for a in kind.grid if a not in kind.ladder_axes)
+
+
+def estimate_run(
+    kind: StudyKind, configs: list[dict[str, Any]], workers: int = 1, n_cells: int | None = None
+) -> Estimate:
+    """Peak memory and time of computing ``configs`` (the kind's per-cell estimate).
+
+    ``workers`` cells run at once, each worker process with its own interpreter. Where
+    ``n_cells`` exceeds ``len(configs)`` the configs are a sample and the time is scaled up.
+    Kinds without an estimate cost nothing but their worker processes.
+    """
+    n = len(configs) if n_cells is None else n_cells
+    if not configs or n == 0:
+        return Estimate(0.0, 0.0)
+    cost = [kind.estimate(c) for c in configs] if kind.estimate is not None else []
+    concurrent = min(workers, n)
+    peak = max((e.memory for e in cost), default=0.0)
+    seconds = sum(e.seconds for e in cost) * (n / len(configs)) / concurrent
+    memory = concurrent * (peak + PROCESS_BYTES) if concurrent > 1 else peak
+    steps = max((e.steps for e in cost), default=0)
+    return Estimate(memory=memory, seconds=seconds, steps=steps)
+
+
+def estimate_study(spec_or_path: StudySpec | Path | str, workers: int = 1) -> tuple[Estimate, int]:
+    """The estimate of a whole study (cache ignored) and its number of cells; at most
+    :data:`~odebench.study.limits.MAX_CELLS` cells are estimated, the rest scaled."""
+    spec = spec_or_path if isinstance(spec_or_path, StudySpec) else load_study(spec_or_path)
+    kind = kinds.get(spec.kind)
+    n_cells = count_cells(spec, kind)
+    configs = expand_cells(spec, kind, limit=MAX_CELLS)
+    return estimate_run(kind, configs, workers, n_cells=n_cells), n_cells
+
+
+def _check_size(
+    spec: StudySpec, kind: StudyKind, workers: int, max_memory: float | None, yes: bool
+) -> None:
+    """Refuse a grid too big to expand (by cell count, with one cell's cost scaled up)."""
+    n_cells = count_cells(spec, kind)
+    if n_cells <= MAX_CELLS or yes:
+        return
+    first = next(iter(expand_cells(spec, kind, limit=1)))
+    run = estimate_run(kind, [first], workers, n_cells=n_cells)
+    check(run, n_cells, max_memory=max_memory, yes=yes, what=f"study {spec.name!r}")
+
+
 def run_study(
     spec_or_path: StudySpec | Path | str,
     *,
@@ -324,6 +426,8 @@ def run_study(
     scheduler: str | None = None,
     progress: bool = True,
     cluster: Any = None,
+    max_memory: float | None = None,
+    yes: bool = False,
 ) -> StudyResult:
     """Run a study (a :class:`StudySpec` or the path of its TOML file) and write its table.
 
@@ -332,10 +436,12 @@ def run_study(
     (a ``distributed.Client`` or cluster object) runs cells on Dask instead, and ``workers``
     is then ignored. Writes ``<out>/<name>.csv``, ``<out>/<name>_summary.csv`` if the kind
     summarizes, and the kind's figures. Raises :class:`StudyError` on any failure.
-    """
-    import pandas as pd
-    from tqdm import tqdm
 
+    Before computing, the cells still to compute are estimated (:mod:`odebench.study.limits`):
+    above ``max_memory`` bytes (default half the machine's memory) the run is refused; above
+    an hour of compute or :data:`~odebench.study.limits.MAX_CELLS` cells too, unless ``yes``.
+    The output folder is locked for the run: a second run into it is refused.
+    """
     if isinstance(spec_or_path, StudySpec):
         spec = parse_study(spec_or_path.to_dict(), path=spec_or_path.path)  # re-validate
     else:
@@ -345,8 +451,37 @@ def run_study(
         raise StudyError(f"workers must be a positive int, got {workers!r}")
     if scheduler is not None and cluster is not None:
         raise StudyError("give either scheduler (an address) or cluster, not both")
+    if scheduler is not None:
+        check_address(scheduler)
+    _check_size(
+        spec, kind, workers if scheduler is None and cluster is None else 1, max_memory, yes
+    )
     out_dir = Path(out) if out is not None else (spec.output or DEFAULT_OUTPUT_ROOT / spec.name)
+    if not out_dir.exists():  # nothing cached: refuse before leaving an empty folder behind
+        local = workers if scheduler is None and cluster is None else 1
+        run, n_cells = estimate_study(spec, local)
+        check(run, n_cells, max_memory=max_memory, yes=yes, what=f"study {spec.name!r}")
     out_dir.mkdir(parents=True, exist_ok=True)
+    with locked(out_dir):
+        return _run_locked(
+            spec, kind, out_dir, workers, scheduler, cluster, progress, max_memory, yes
+        )
+
+
+def _run_locked(
+    spec: StudySpec,
+    kind: StudyKind,
+    out_dir: Path,
+    workers: int,
+    scheduler: str | None,
+    cluster: Any,
+    progress: bool,
+    max_memory: float | None,
+    yes: bool,
+) -> StudyResult:
+    """:func:`run_study` once its output folder is held."""
+    import pandas as pd
+    from tqdm import tqdm
 
     cells = [
         _Cell(i, config, cache_key(config, kind.version))
@@ -356,6 +491,9 @@ def run_study(
         cell.rows = load_rows(out_dir, cell.key, cell.config)
     pending = [cell for cell in cells if cell.rows is None]
     n_cells, n_cached = len(cells), len(cells) - len(pending)
+    local = scheduler is None and cluster is None
+    run = estimate_run(kind, [c.config for c in pending], workers if local else 1)
+    check(run, len(pending), max_memory=max_memory, yes=yes, what=f"study {spec.name!r}")
 
     bar = tqdm(
         total=n_cells,

@@ -16,6 +16,7 @@ default and produce a plausible but wrong table.
 from __future__ import annotations
 
 import difflib
+import math
 import re
 import sys
 from collections.abc import Mapping
@@ -95,9 +96,18 @@ def _check_value(key: str, spec: Field, value: Any, expected: str, item: int | N
         value = spec.coerce(value)
     except TypeError:
         where = f" (item {item})" if item is not None else ""
+        if spec.items is not None and isinstance(value, (list, tuple)):
+            bad = next(v for v in value if not _fits(spec.items, v))
+            expected = f"a list of {spec.items.__name__}"
+            raise StudyError(
+                f"{key}: expected {expected}, got {type(bad).__name__} {format_value(bad)} "
+                f"(item {list(value).index(bad) + 1})"
+            ) from None
         raise StudyError(
             f"{key}: expected {expected}, got {type(value).__name__} {format_value(value)}{where}"
         ) from None
+    if _has_nan(value):
+        raise StudyError(f"{key}: invalid value {format_value(value)}: must be a number, not NaN")
     allowed = spec.allowed_values()
     user_object = spec.importable and isinstance(value, str) and ":" in value
     if allowed is not None and value not in allowed and not user_object:
@@ -112,6 +122,18 @@ def _check_value(key: str, spec: Field, value: Any, expected: str, item: int | N
         if problem:
             raise StudyError(f"{key}: invalid value {format_value(value)}: {problem}")
     return value
+
+
+def _fits(kind: type, value: Any) -> bool:
+    """Whether ``value`` is a ``kind`` (bool is no int; an int is a float)."""
+    if isinstance(value, bool):
+        return kind is bool
+    return isinstance(value, kind) or (kind is float and isinstance(value, int))
+
+
+def _has_nan(value: Any) -> bool:
+    items = value if isinstance(value, (list, tuple)) else [value]
+    return any(isinstance(v, float) and math.isnan(v) for v in items)
 
 
 def _grid_axis(axis: str, spec: Field, raw: Any) -> tuple[Any, ...]:

@@ -18,6 +18,7 @@ from .checks import (
     start_time,
     tolerance,
 )
+from .cost import cell_cost
 from .fits import (
     ORDER_CELL_KEYS,
     VERDICT_MARK,
@@ -36,6 +37,7 @@ __all__ = [
     "any_sampler_names",
     "card_problem",
     "cell_blocks",
+    "cell_cost",
     "device",
     "eps_model",
     "fields",
