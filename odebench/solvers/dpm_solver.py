@@ -338,10 +338,10 @@ class MultistepDPMSolverPP(Solver):
             return phi(sched, x, m0, t, s)
         h = there.lam - lams[-1]
         r0 = (lams[-1] - lams[-2]) / h
-        diff = m0 - values[-2]  # r0 D1_0
-        if order == 2:  # x0' = m0 + D1_0 / 2, in one fused pass
-            return phi(sched, x, torch.add(m0, diff, alpha=0.5 / r0), t, s)
-        d1_0 = diff.div_(r0)
+        if order == 2:  # x0' = m0 + D1_0 / 2 = (1 + 1 / (2 r0)) m0 - m_{n-1} / (2 r0)
+            c = 0.5 / r0  # (Lu 2022b, Algorithm 2), handed to the map term by term
+            return self.transfer.step_sum(sched, x, (1.0 + c, -c), (m0, values[-2]), t, s)
+        d1_0 = (m0 - values[-2]).div_(r0)
         r1 = (lams[-2] - lams[-3]) / h
         d1_1 = (values[-2] - values[-3]) / r1
         d1 = d1_0 + (r0 / (r0 + r1)) * (d1_0 - d1_1)
