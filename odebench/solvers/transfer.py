@@ -20,6 +20,10 @@ A transfer part declares
 - ``variable``: the time variable in which ``step`` is an Euler step. Variable-step
   multistep weights are computed in it. (Runge-Kutta stage times are placed in t,
   DPM-Solver's in lambda: that is the gradient part's choice, not the transfer's.)
+- ``affine(sched, t, s)`` (optional): the (a, b) of a map x_s = a x + b g. With it,
+  ``step_sum(sched, x, weights, values, t, s)``, the step of g = sum_j w_j values[j], adds the
+  terms straight into a x (one pass over the state per term, g never stored): how the
+  Runge-Kutta and multistep engines call the transfer.
 """
 
 from __future__ import annotations
@@ -68,7 +72,8 @@ class Transfer(ABC):
         return self.slope(sched, x, t, model(x, t))
 
     def affine(self, sched: Schedule, t, s) -> tuple[float, float] | None:
-        """(a, b) where ``step`` is the affine map x_s = a x + b g (None: not declared)."""
+        """(a, b) where ``step`` is the affine map x_s = a x + b g (None: not declared). A
+        subclass that changes ``step`` changes this too (``step_sum`` reads it, not ``step``)."""
         return None
 
     def step_sum(self, sched: Schedule, x: torch.Tensor, weights, values, t, s) -> torch.Tensor:
