@@ -94,3 +94,20 @@ def test_written_files_honour_the_umask(tmp_path: Path, umask: int) -> None:
     for path in [result.csv, result.summary_csv, *_entries(tmp_path / "out")]:
         assert stat.S_IMODE(path.stat().st_mode) == expected, path
     assert stat.S_IMODE((tmp_path / "plain.txt").stat().st_mode) == expected
+
+
+def test_an_audit_writes_its_files_with_the_umask(tmp_path: Path) -> None:
+    """The audit's figure too (written through a temporary file, which mkstemp makes 0600)."""
+    from odebench.cli import main
+
+    old = os.umask(0o022)
+    try:
+        sampler = f"{Path(__file__).parent / 'test_audit_functions.py'}:sample_euler"
+        args = ["audit", sampler, "--steps", "8,16,32", "--n-samples", "4", "--out", str(tmp_path)]
+        assert main(args) == 0
+    finally:
+        os.umask(old)
+    written = [p for p in tmp_path.iterdir() if p.suffix in (".csv", ".txt", ".png")]
+    assert {p.suffix for p in written} == {".csv", ".txt", ".png"}
+    for path in written:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644, path

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..metrics import verdict
 from ..metrics.order import OrderFit
-from ..study.cache import atomic_write_text
+from ..study.cache import atomic_write_text, new_file_mode
 from .card import (
     STATE,
     AuditReport,
@@ -430,6 +430,7 @@ def write(report: AuditReport, out: Path | str) -> list[Path]:
     atomic_write_text(csv_path, rows_csv(report.rows, {"sampler": report.sampler}, columns))
     atomic_write_text(card_path, report.card() + "\n")
     fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{stem}.", suffix=".png")
+    os.fchmod(fd, new_file_mode())  # as any new file, not mkstemp's 0600
     os.close(fd)
     try:
         plot(report, Path(tmp))

@@ -40,6 +40,7 @@ __all__ = [
     "cache_path",
     "canonical_json",
     "load_rows",
+    "new_file_mode",
     "normalize_rows",
     "rows_checksum",
     "store_rows",
@@ -131,6 +132,11 @@ def normalize_rows(rows: Any) -> list[dict[str, Any]]:
     return out
 
 
+def new_file_mode() -> int:
+    """The mode ``open`` gives a new file: ``0o666 & ~umask`` (``mkstemp`` gives 0600)."""
+    return 0o666 & ~_umask()
+
+
 def _umask() -> int:
     """The process's umask, read without changing it where /proc allows."""
     try:
@@ -157,7 +163,7 @@ def atomic_write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a new file gets the umask's
+        os.fchmod(fd, new_file_mode())
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
             fh.write(text)
             fh.flush()

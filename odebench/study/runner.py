@@ -406,16 +406,13 @@ def estimate_study(spec_or_path: StudySpec | Path | str, workers: int = 1) -> tu
     return estimate_run(kind, configs, workers, n_cells=n_cells), n_cells
 
 
-def _check_size(
-    spec: StudySpec, kind: StudyKind, workers: int, max_memory: float | None, yes: bool
-) -> None:
+def _check_size(spec: StudySpec, kind: StudyKind, workers: int, limits: dict[str, Any]) -> None:
     """Refuse a grid too big to expand (by cell count, with one cell's cost scaled up)."""
     n_cells = count_cells(spec, kind)
-    if n_cells <= MAX_CELLS or yes:
+    if n_cells <= MAX_CELLS or limits["yes"]:
         return
-    first = next(iter(expand_cells(spec, kind, limit=1)))
-    run = estimate_run(kind, [first], workers, n_cells=n_cells)
-    check(run, n_cells, max_memory=max_memory, yes=yes, what=f"study {spec.name!r}")
+    first = expand_cells(spec, kind, limit=1)
+    check(estimate_run(kind, first, workers, n_cells=n_cells), n_cells, **limits)
 
 
 def run_study(
@@ -453,19 +450,15 @@ def run_study(
         raise StudyError("give either scheduler (an address) or cluster, not both")
     if scheduler is not None:
         check_address(scheduler)
-    _check_size(
-        spec, kind, workers if scheduler is None and cluster is None else 1, max_memory, yes
-    )
+    limits = {"max_memory": max_memory, "yes": yes, "what": f"study {spec.name!r}"}
+    at_once = workers if scheduler is None and cluster is None else 1  # Dask's are not ours
+    _check_size(spec, kind, at_once, limits)
     out_dir = Path(out) if out is not None else (spec.output or DEFAULT_OUTPUT_ROOT / spec.name)
     if not out_dir.exists():  # nothing cached: refuse before leaving an empty folder behind
-        local = workers if scheduler is None and cluster is None else 1
-        run, n_cells = estimate_study(spec, local)
-        check(run, n_cells, max_memory=max_memory, yes=yes, what=f"study {spec.name!r}")
+        check(*estimate_study(spec, at_once), **limits)
     out_dir.mkdir(parents=True, exist_ok=True)
     with locked(out_dir):
-        return _run_locked(
-            spec, kind, out_dir, workers, scheduler, cluster, progress, max_memory, yes
-        )
+        return _run_locked(spec, kind, out_dir, workers, scheduler, cluster, progress, limits)
 
 
 def _run_locked(
@@ -476,10 +469,10 @@ def _run_locked(
     scheduler: str | None,
     cluster: Any,
     progress: bool,
-    max_memory: float | None,
-    yes: bool,
+    limits: dict[str, Any],
 ) -> StudyResult:
-    """:func:`run_study` once its output folder is held."""
+    """:func:`run_study` once its output folder is held; the cells not cached yet are
+    checked against ``limits`` (:func:`~odebench.study.limits.check`) first."""
     import pandas as pd
     from tqdm import tqdm
 
@@ -491,9 +484,8 @@ def _run_locked(
         cell.rows = load_rows(out_dir, cell.key, cell.config)
     pending = [cell for cell in cells if cell.rows is None]
     n_cells, n_cached = len(cells), len(cells) - len(pending)
-    local = scheduler is None and cluster is None
-    run = estimate_run(kind, [c.config for c in pending], workers if local else 1)
-    check(run, len(pending), max_memory=max_memory, yes=yes, what=f"study {spec.name!r}")
+    at_once = workers if scheduler is None and cluster is None else 1
+    check(estimate_run(kind, [c.config for c in pending], at_once), len(pending), **limits)
 
     bar = tqdm(
         total=n_cells,
