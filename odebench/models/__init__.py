@@ -2,13 +2,14 @@
 and ``from_prediction`` for models that predict x0, v, a velocity or an EDM denoiser.
 
 ``NetworkModel`` wraps any ``net(x, time) -> eps`` with its declared time input; ``load``
-returns a shipped (or any carded) network; ``load_diffusers_unet`` a local UNet2DModel;
+returns a shipped (or any carded) network; ``load_diffusers`` a local diffusers UNet or
+diffusion transformer (DiT, SD3);
 ``load_digits_classifier`` the shipped digits classifier whose features give the FID-like
 Frechet distance of the quality study.
 """
 
 from .classifier import DigitsClassifier, digits_features, load_digits_classifier
-from .diffusers_unet import load_diffusers_unet
+from .diffusers_unet import load_diffusers, load_diffusers_unet
 from .loading import ARCHITECTURES, apply_state_dict, load, load_state_dict, shipped
 from .network import TIME_INPUTS, NetworkModel
 from .prediction import KINDS as PREDICTIONS
@@ -25,6 +26,7 @@ __all__ = [
     "digits_features",
     "from_prediction",
     "load",
+    "load_diffusers",
     "load_diffusers_unet",
     "load_digits_classifier",
     "load_state_dict",

@@ -1,15 +1,29 @@
-"""diffusers' UNet2DModel and UNet2DConditionModel from a local folder (optional extra
+"""diffusers' UNets and diffusion transformers from a local folder (optional extra
 ``odebench[diffusers]``).
 
-No download ever: ``local_files_only=True`` and safetensors weights only. The UNet predicts
-eps from (x, timestep) with the DDPM index convention, so it is wrapped with
-``time_input="index"`` (index i at t = (i + 1) / T).
+No download ever: ``local_files_only=True`` and safetensors weights only. Each class is wrapped
+with the time input, prediction and conditioning its pipelines use:
+
+- ``UNet2DModel``: eps from (x, timestep) with the DDPM index convention, ``time_input="index"``
+  (index i at t = (i + 1) / T);
+- ``UNet2DConditionModel`` (Stable Diffusion's): the same, conditioned on text embeddings
+  (``encoder_hidden_states``);
+- ``DiTTransformer2DModel`` (Peebles & Xie 2023): eps on the index convention, conditioned on
+  class labels; a DiT that learns its variance returns 2C channels, of which the first C are
+  eps (as DiTPipeline splits them). Its null label is ``num_embeds_ada_norm``;
+- ``SD3Transformer2DModel`` (Esser et al. 2024): flow matching, x_t = (1 - t) x0 + t eps, with
+  the velocity eps - x0 as output and timestep 1000 t; conditioned on a dict of
+  ``encoder_hidden_states`` and ``pooled_projections``.
+
+``load_diffusers`` reads the class from ``config.json``; every failure is one line naming the
+folder.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -31,60 +45,130 @@ class _UNetEps(torch.nn.Module):
         return self.unet(x, index, encoder_hidden_states=condition).sample
 
 
-CLASSES = ("UNet2DModel", "UNet2DConditionModel")
+class _DiTEps(torch.nn.Module):
+    """(x, index, labels) -> eps for a DiT: the first C output channels (a DiT that learns its
+    variance also returns C variance channels)."""
+
+    def __init__(self, dit: torch.nn.Module):
+        super().__init__()
+        self.dit = dit
+
+    def forward(self, x: torch.Tensor, index: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        out = self.dit(x, timestep=index, class_labels=labels).sample
+        return out[:, : x.shape[1]]
 
 
-def load_diffusers_unet(
+class _SD3Velocity(torch.nn.Module):
+    """(x, 1000 t, encoder_hidden_states=, pooled_projections=) -> velocity for SD3."""
+
+    def __init__(self, transformer: torch.nn.Module):
+        super().__init__()
+        self.transformer = transformer
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        timestep: torch.Tensor,
+        encoder_hidden_states: torch.Tensor,
+        pooled_projections: torch.Tensor,
+    ) -> torch.Tensor:
+        return self.transformer(
+            hidden_states=x,
+            encoder_hidden_states=encoder_hidden_states,
+            pooled_projections=pooled_projections,
+            timestep=timestep,
+        ).sample
+
+
+CLASSES = (
+    "UNet2DModel",
+    "UNet2DConditionModel",
+    "DiTTransformer2DModel",
+    "SD3Transformer2DModel",
+)
+#: What each class is conditioned on (None: unconditional).
+CONDITIONS = {
+    "UNet2DModel": None,
+    "UNet2DConditionModel": "text embeddings (1 or B, tokens, dim)",
+    "DiTTransformer2DModel": "class labels (1 or B,)",
+    "SD3Transformer2DModel": "a dict of encoder_hidden_states and pooled_projections",
+}
+
+
+def load_diffusers(
     folder: str | Path,
     *,
     T: int = 1000,
     device: str | torch.device | None = None,
     dtype: torch.dtype | None = None,
     batch_size: int | None = None,
-    condition: torch.Tensor | None = None,
-    null_condition: torch.Tensor | None = None,
+    condition: Any = None,
+    null_condition: Any = None,
     guidance_scale: float = 1.0,
     input_shape: tuple[int, ...] | None = None,
 ) -> NetworkModel:
-    """A UNet2DModel or UNet2DConditionModel saved with ``save_pretrained`` (safetensors) in
-    ``folder``; a conditional one takes ``condition`` (text embeddings, (1 or B, tokens, dim))
-    and, for classifier-free guidance, ``null_condition`` and ``guidance_scale``."""
+    """A diffusers UNet or diffusion transformer saved with ``save_pretrained`` (safetensors)
+    in ``folder`` (see the module docstring for the classes), as an eps ``NetworkModel``.
+
+    A conditional one takes ``condition`` and, for classifier-free guidance,
+    ``null_condition`` and ``guidance_scale``; a DiT's null label defaults to its
+    ``num_embeds_ada_norm``. ``T`` is the training table's length of the index-time classes.
+    """
     try:
         import diffusers
     except ImportError:
         raise ValueError(
-            "loading a diffusers UNet needs the optional extra: pip install 'odebench[diffusers]'"
+            "loading a diffusers model needs the optional extra: pip install 'odebench[diffusers]'"
         ) from None
     folder = Path(folder)
     if not (folder / "config.json").is_file():
-        raise ValueError(f"{folder}: no config.json (not a saved UNet2DModel folder)")
+        raise ValueError(f"{folder}: no config.json (not a saved diffusers model folder)")
     if not any(folder.glob("*.safetensors")):
         raise ValueError(f"{folder}: no .safetensors weights (other formats are refused)")
-    name = json.loads((folder / "config.json").read_text()).get("_class_name", "UNet2DModel")
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{folder}: config.json is not JSON ({err})") from None
+    name = config.get("_class_name", "UNet2DModel") if isinstance(config, dict) else None
     if name not in CLASSES:
         raise ValueError(f"{folder}: a {name}, not one of {', '.join(CLASSES)}")
-    conditional = name == "UNet2DConditionModel"
-    if conditional and condition is None:
-        raise ValueError(f"{folder}: a UNet2DConditionModel needs condition= (text embeddings)")
-    if not conditional and condition is not None:
-        raise ValueError(f"{folder}: a UNet2DModel takes no condition")
+    needs = CONDITIONS[name]
+    if needs is not None and condition is None:
+        raise ValueError(f"{folder}: a {name} needs condition= ({needs})")
+    if needs is None and condition is not None:
+        raise ValueError(f"{folder}: a {name} takes no condition")
     try:
-        unet = getattr(diffusers, name).from_pretrained(
+        net = getattr(diffusers, name).from_pretrained(
             folder, local_files_only=True, use_safetensors=True
         )
     except Exception as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ValueError(f"{folder}: cannot load the {name} ({first})") from None
-    return NetworkModel(
-        _UNetEps(unet),
-        time_input="index",
-        T=T,
-        device=device,
-        dtype=dtype,
-        batch_size=batch_size,
-        name=f"diffusers:{folder.name}",
-        condition=condition,
-        null_condition=null_condition,
-        guidance_scale=guidance_scale,
-        input_shape=input_shape,
-    )
+    common = {
+        "device": device,
+        "dtype": dtype,
+        "batch_size": batch_size,
+        "name": f"diffusers:{folder.name}",
+        "condition": condition,
+        "null_condition": null_condition,
+        "guidance_scale": guidance_scale,
+        "input_shape": input_shape,
+    }
+    if name == "SD3Transformer2DModel":
+        return NetworkModel(
+            _SD3Velocity(net),
+            time_input="t",
+            time_scale=1000.0,
+            prediction="velocity",
+            schedule="flow",
+            **common,
+        )
+    if name == "DiTTransformer2DModel":
+        if null_condition is None and guidance_scale != 1.0:
+            common["null_condition"] = torch.tensor([int(config.get("num_embeds_ada_norm", 1000))])
+        return NetworkModel(_DiTEps(net), time_input="index", T=T, **common)
+    return NetworkModel(_UNetEps(net), time_input="index", T=T, **common)
+
+
+#: The name of the first version, which loaded UNets only; kept so that code using it runs.
+load_diffusers_unet = load_diffusers

@@ -31,10 +31,12 @@ with no conversion at all.
 A conditioned network takes ``condition=`` (class labels or embeddings, one shared row or one
 per sample), passed as the third argument or as ``condition_keyword=`` (e.g.
 ``"encoder_hidden_states"`` or ``"class_labels"`` for diffusers models, whose ``.sample`` is
-read off their output). With ``guidance_scale`` w != 1 and a ``null_condition`` (the
-unconditional label or embedding) the model is classifier-free guided (Ho & Salimans 2022):
-both are evaluated in one batch and the solver sees out_null + w (out_cond - out_null), in
-the network's own prediction, before the conversion to eps.
+read off their output); a dict of tensors passes each as its keyword (SD3 takes
+``encoder_hidden_states`` and ``pooled_projections``). With ``guidance_scale`` w != 1 and a
+``null_condition`` (the unconditional label or embedding) the model is classifier-free
+guided (Ho & Salimans 2022): both are evaluated in one batch and the solver sees
+out_null + w (out_cond - out_null), in the network's own prediction, before the conversion
+to eps.
 
 With ``input_shape`` the states may be flat vectors (as analytic problems use) for a network
 that takes images: they are reshaped on the way in and back on the way out. The wrapper
@@ -74,8 +76,8 @@ class NetworkModel:
         input_shape: tuple[int, ...] | None = None,
         prediction: str = "eps",
         schedule: Schedule | str | None = None,
-        condition: torch.Tensor | None = None,
-        null_condition: torch.Tensor | None = None,
+        condition: torch.Tensor | dict[str, torch.Tensor] | None = None,
+        null_condition: torch.Tensor | dict[str, torch.Tensor] | None = None,
         guidance_scale: float = 1.0,
         condition_keyword: str | None = None,
     ):
@@ -186,8 +188,25 @@ class NetworkModel:
     # -- conditioning and classifier-free guidance ------------------------------------------
     def _set_conditioning(self, condition, null_condition, scale, keyword) -> None:
         for name, c in (("condition", condition), ("null_condition", null_condition)):
-            if c is not None and not isinstance(c, torch.Tensor):
+            if isinstance(c, dict):  # several inputs, passed as keywords (e.g. SD3's two)
+                if not c or not all(
+                    isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in c.items()
+                ):
+                    raise ValueError(f"{name} as a dict maps keyword names to tensors")
+            elif c is not None and not isinstance(c, torch.Tensor):
                 raise ValueError(f"{name} must be a tensor (labels or embeddings), got {c!r}")
+        if null_condition is not None and isinstance(condition, dict) != isinstance(
+            null_condition, dict
+        ):
+            raise ValueError("condition and null_condition must both be tensors or both dicts")
+        if isinstance(condition, dict) and keyword is not None:
+            raise ValueError("a dict condition names its own keywords: no condition_keyword")
+        if (
+            isinstance(condition, dict)
+            and isinstance(null_condition, dict)
+            and (set(condition) != set(null_condition))
+        ):
+            raise ValueError("condition and null_condition must have the same keywords")
         if isinstance(scale, bool) or not isinstance(scale, int | float) or not scale >= 0:
             raise ValueError(f"guidance_scale must be a number >= 0, got {scale!r}")
         if scale != 1.0 and (condition is None or null_condition is None):
@@ -197,8 +216,11 @@ class NetworkModel:
         self.condition, self.null_condition = condition, null_condition
         self.guidance_scale, self.condition_keyword = float(scale), keyword
 
-    def _rows(self, c: torch.Tensor, start: int, n: int) -> torch.Tensor:
-        """Rows start..start+n of a condition: one shared (leading size 1) or one per sample."""
+    def _rows(self, c, start: int, n: int):
+        """Rows start..start+n of a condition: one shared (leading size 1) or one per sample
+        (of each tensor of a dict condition)."""
+        if isinstance(c, dict):
+            return {k: self._rows(v, start, n) for k, v in c.items()}
         c = c.to(device=self.device)
         if c.is_floating_point():
             c = c.to(dtype=self.dtype)
@@ -211,11 +233,12 @@ class NetworkModel:
         return c[start : start + n]
 
     def _call(self, x, t, c):
-        out = (
-            self.net(x, t, **{self.condition_keyword: c})
-            if self.condition_keyword
-            else self.net(x, t, c)
-        )
+        if isinstance(c, dict):
+            out = self.net(x, t, **c)
+        elif self.condition_keyword:
+            out = self.net(x, t, **{self.condition_keyword: c})
+        else:
+            out = self.net(x, t, c)
         return out if isinstance(out, torch.Tensor) else out.sample  # diffusers' output objects
 
     def _conditioned(self, x, t, start: int) -> torch.Tensor:
@@ -226,7 +249,7 @@ class NetworkModel:
         if self.guidance_scale == 1.0:
             return self._call(x, t, cond)
         null = self._rows(self.null_condition, start, n)
-        both = self._call(torch.cat([x, x]), torch.cat([t, t]), torch.cat([cond, null]))
+        both = self._call(torch.cat([x, x]), torch.cat([t, t]), _stack(cond, null))
         self.samples += n
         out_c, out_u = both[:n], both[n:]
         return out_u + self.guidance_scale * (out_c - out_u)
@@ -237,3 +260,10 @@ class NetworkModel:
             f"<NetworkModel {self.name!r}{predicts} time_input={self.time_input!r} "
             f"device={self.device} dtype={self.dtype}>"
         )
+
+
+def _stack(cond, null):
+    """The conditional rows, then the null rows (tensors, or dicts of tensors key by key)."""
+    if isinstance(cond, dict):
+        return {k: torch.cat([cond[k], null[k]]) for k in cond}
+    return torch.cat([cond, null])
