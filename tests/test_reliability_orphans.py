@@ -1,6 +1,6 @@
 """Pool workers die with their parent, even one killed with SIGKILL (issue 17).
 
-A run with two worker processes is started in a subprocess; once both workers are computing,
+``odebench run STUDY --workers 2`` is started in a subprocess; once both workers are computing,
 the parent is killed with SIGKILL (it runs no code: no pool shutdown). Every process it had
 started (the workers, and the pool's resource tracker) must be gone a few seconds later.
 The cells sleep, so the workers are alive and busy when the parent dies.
@@ -42,12 +42,11 @@ register(
 SCRIPT = """
 import sys
 sys.path.insert(0, {tests!r})
-import test_reliability_orphans
-from odebench.study import parse_study, run_study
-spec = parse_study({{"study": {{"name": "s", "kind": "reliability-sleep"}},
-                    "grid": {{"index": [1, 2, 3, 4]}}}})
-run_study(spec, out={out!r}, workers=2, progress=False)
+import test_reliability_orphans  # registers the kind
+from odebench.cli import main
+sys.exit(main(["run", {study!r}, "--workers", "2", "--out", {out!r}, "--no-progress"]))
 """
+STUDY = '[study]\nname = "s"\nkind = "reliability-sleep"\n[grid]\nindex = [1, 2, 3, 4]\n'
 
 
 def _children(pid: int) -> list[int]:
@@ -75,7 +74,11 @@ def _alive(pid: int) -> bool:
 
 
 def test_workers_and_tracker_die_with_a_killed_parent(tmp_path: Path) -> None:
-    script = SCRIPT.format(tests=str(Path(__file__).parent), out=str(tmp_path / "out"))
+    study = tmp_path / "s.toml"
+    study.write_text(STUDY)
+    script = SCRIPT.format(
+        tests=str(Path(__file__).parent), study=str(study), out=str(tmp_path / "out")
+    )
     parent = subprocess.Popen([sys.executable, "-c", script], start_new_session=True)
     started: list[int] = []
     try:
