@@ -10,6 +10,7 @@ the same number of steps, in the same state dtype, by the odebench solver with t
 coefficients:
 
     DDIM         DDIMScheduler                            ddim
+    PNDM         PNDMScheduler (3 PRK steps, then PLMS)   pndm-diffusers
     PLMS         PNDMScheduler(skip_prk_steps=True)       plms-diffusers
     DPM++ 2M     DPMSolverMultistepScheduler (order 2)    dpm-solver++-2m
     UniPC-2/3    UniPCMultistepScheduler (bh2)            unipc-2-bh2 / unipc-3-bh2 (lof)
@@ -41,6 +42,7 @@ def families() -> dict[str, tuple[Callable, str, dict]]:
 
     return {
         "DDIM": (lambda: d.DDIMScheduler(**TABLE, clip_sample=False), "ddim", {}),
+        "PNDM": (lambda: d.PNDMScheduler(**TABLE), "pndm-diffusers", {}),
         "PLMS": (lambda: d.PNDMScheduler(**TABLE, skip_prk_steps=True), "plms-diffusers", {}),
         "DPM++ 2M": (
             lambda: d.DPMSolverMultistepScheduler(**TABLE, solver_order=2),

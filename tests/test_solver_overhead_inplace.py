@@ -116,6 +116,6 @@ def test_benchmark_runs_on_a_tiny_configuration(capsys):
     spec.loader.exec_module(module)
     assert module.main(["--batch", "2", "--dim", "8", "--steps", "6", "--rounds", "1"]) == 0
     out = capsys.readouterr().out
-    for family in ("DDIM", "PLMS", "DPM++ 2M", "UniPC-2", "UniPC-3"):
+    for family in ("DDIM", "PNDM", "PLMS", "DPM++ 2M", "UniPC-2", "UniPC-3"):
         assert sum(line.startswith(family + " ") for line in out.splitlines()) == 2, family
     assert "minimal loop" in out and "worst odebench / diffusers ratio" in out
