@@ -160,9 +160,11 @@ def test_an_unreachable_scheduler_fails_within_the_timeout(
     pytest.importorskip("distributed")
     monkeypatch.setattr(runner, "CONNECT_TIMEOUT_S", 1)
     start = time.perf_counter()
+    before = {t for t in threading.enumerate() if not t.daemon}
     result = run_cli("orders", "--scheduler", "tcp://127.0.0.1:1", "--t-min", "0.1")
     result.failed_in_one_line("cannot connect to the Dask scheduler")
     assert time.perf_counter() - start < 15
+    assert {t for t in threading.enumerate() if not t.daemon} <= before  # exit is not held up
 
 
 @pytest.mark.parametrize(
