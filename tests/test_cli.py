@@ -62,6 +62,7 @@ def test_orders_without_arguments_is_the_main_job():
             "schedule": ["linear"],
             "prediction": ["eps"],
             "shift": [1.0],
+            "guidance": [0.0],
             "solver": ["ddim", "s-pndm", "f-pndm", "fon", "euler", "heun", "rk4"],
             "steps": [25, 50, 100, 200, 400, 800, 1600],
             "t_min": [0.1],
