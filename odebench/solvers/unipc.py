@@ -57,7 +57,6 @@ import math
 import numpy as np
 import torch
 
-from .._tensor import add_into
 from ..schedules import Schedule
 from .base import Node, Solver, State
 from .ramp import OrderRule
@@ -189,28 +188,16 @@ class UniPC(Solver):
         rD = [node.value - m_n for node in past]  # r_k D_k: the division goes into the weights
         a, c = unipc_coefficients(r, hh, B, p)
         scale = B / math.expm1(hh)  # B(h) relative to the transfer's own e^{hh} - 1
-        x_pred = self.transfer.step(sched, x, _assembled(m_n, scale, a, r, rD), t, s)
+        # g = m_n + scale sum_k a_k D_k, handed to the map term by term (D_k = rD_k / r_k)
+        pred = [scale * a_k / r_k for a_k, r_k in zip(a, r, strict=True)]
+        x_pred = self.transfer.step_sum(sched, x, (1.0, *pred), (m_n, *rD), t, s)
         if state.is_last_step:  # no corrector after the last step
             return state.advanced(x_pred)
         m_s = self.node_value(run, x_pred, n + 1)  # UniC's evaluation, kept for the next step
-        g = _assembled(m_n, scale, c, [*r, 1.0], [*rD, m_s - m_n])  # r_p = 1
-        x_corr = self.transfer.step(sched, x, g, t, s)
+        corr = [scale * c_k / r_k for c_k, r_k in zip(c, [*r, 1.0], strict=True)]  # r_p = 1
+        x_corr = self.transfer.step_sum(sched, x, (1.0, *corr), (m_n, *rD, m_s - m_n), t, s)
         history = (*state.history, Node(n + 1, m_s))
         return state.advanced(x_corr, self.kept(history))
-
-
-def _assembled(
-    m_n: torch.Tensor, scale: float, weights: list[float], r: list[float], rD: list[torch.Tensor]
-) -> torch.Tensor:
-    """g = m_n + scale sum_k weights[k] D_k with D_k = rD[k] / r[k] (m_n itself without
-    differences): one fused pass per term, each scalar factor folded into its weight."""
-    if not rD:
-        return m_n
-    terms = [(scale * w / r_k, d) for w, r_k, d in zip(weights, r, rD, strict=True)]
-    total = torch.add(m_n, terms[0][1], alpha=terms[0][0])
-    for w, d in terms[1:]:
-        total = add_into(total, d, w)
-    return total
 
 
 def unipc_2(
