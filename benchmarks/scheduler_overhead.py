@@ -72,12 +72,20 @@ class ZeroModel:
         return self.out
 
 
-def contenders(steps: int, x: torch.Tensor, names: list[str]) -> dict[str, Callable[[], None]]:
-    """name -> a function that runs one whole sampling loop of ``steps`` steps from x."""
+Contender = tuple[Callable[[], None], Callable[[], None]]  # (prepare, untimed; run, timed)
+
+
+def _untimed() -> None:
+    """Nothing to prepare."""
+
+
+def contenders(steps: int, x: torch.Tensor, names: list[str]) -> dict[str, Contender]:
+    """name -> (prepare, run): ``run`` is one whole sampling loop of ``steps`` steps from x,
+    ``prepare`` what must happen before it outside the clock (diffusers' ``set_timesteps``)."""
     model = ZeroModel(x)
     sched = ob.schedules.get(SCHEDULE)
     ts = ob.timesteps(steps, "pndm", schedule=sched)  # t = (i + 1) / T, then t = 0
-    runs: dict[str, Callable[[], None]] = {}
+    runs: dict[str, Contender] = {}
     for family in names:
         make, solver, options = families()[family]
         runs[f"{family}/odebench"] = _odebench_run(solver, options, model, sched, x, ts)
@@ -86,28 +94,26 @@ def contenders(steps: int, x: torch.Tensor, names: list[str]) -> dict[str, Calla
     return runs
 
 
-def _odebench_run(solver, options, model, sched, x, ts) -> Callable[[], None]:
+def _odebench_run(solver, options, model, sched, x, ts) -> Contender:
     def run() -> None:
         ob.solve(solver, model, sched, x, ts, **options)
 
-    return run
+    return _untimed, run
 
 
-def _diffusers_run(scheduler, steps: int, model, x) -> Callable[[], None]:
-    def run() -> None:
+def _diffusers_run(scheduler, steps: int, model, x) -> Contender:
+    def prepare() -> None:  # also resets a multistep scheduler's history
         scheduler.set_timesteps(steps)
-        return _loop(scheduler, model, x)
 
-    return run
+    def run() -> None:
+        sample = x
+        for t in scheduler.timesteps:
+            sample = scheduler.step(model(sample, t), t, sample).prev_sample
 
-
-def _loop(scheduler, model, x) -> None:
-    sample = x
-    for t in scheduler.timesteps:
-        sample = scheduler.step(model(sample, t), t, sample).prev_sample
+    return prepare, run
 
 
-def _minimal_ddim(model, sched, x, ts) -> Callable[[], None]:
+def _minimal_ddim(model, sched, x, ts) -> Contender:
     """The DDIM map x_s = (alpha_s / alpha_t) x - sigma_s expm1(lambda_s - lambda_t) eps with
     its two coefficients per step made once, as Python floats: the least a sampler can do."""
     coefs = []
@@ -122,16 +128,18 @@ def _minimal_ddim(model, sched, x, ts) -> Callable[[], None]:
         for t, (ratio, coef) in zip(nodes, coefs, strict=True):
             sample = ratio * sample + coef * model(sample, t)
 
-    return run
+    return _untimed, run
 
 
-def best_times(runs: dict[str, Callable[[], None]], rounds: int) -> dict[str, float]:
+def best_times(runs: dict[str, Contender], rounds: int) -> dict[str, float]:
     """The best wall time of each run over ``rounds`` rounds, contenders alternating."""
-    for run in runs.values():  # warm-up: caches, allocator, lazy imports
+    for prepare, run in runs.values():  # warm-up: caches, allocator, lazy imports
+        prepare()
         run()
     best = dict.fromkeys(runs, float("inf"))
     for _ in range(rounds):
-        for name, run in runs.items():
+        for name, (prepare, run) in runs.items():
+            prepare()
             start = time.perf_counter()
             run()
             best[name] = min(best[name], time.perf_counter() - start)
