@@ -209,7 +209,7 @@ class Solver(ABC):
 
     def node_value(self, run: Run, x: torch.Tensor, node: int) -> torch.Tensor:
         """What the method keeps of the model evaluated at (x, ts[node])."""
-        return self.transfer.evaluate(run.sched, run.model, x, run.ts[node])
+        return self.transfer.evaluate(run.sched, run.model, x, run.nodes[node])
 
     def init(
         self, model: EpsModel, sched: Schedule, x: torch.Tensor, ts: torch.Tensor, noise=None
