@@ -19,6 +19,14 @@ from its own state as above.
 
 ``accuracy[k]`` is the RMS over samples of the distance between the two at times[k]. Callers
 flag measurements whose error is not at least ``RELIABILITY_FACTOR`` times larger.
+
+``backend`` picks the integrator of the adaptive solves: ``"scipy"`` (``solve_ivp`` on the
+host, in numpy) or ``"torch"`` (``odebench.integrate.dop853``: the same DOP853 method, step
+control and dense output, batched, on the model's device: no host round trip per stage, one
+sync per step). ``"auto"`` (the default) is ``"torch"`` where the model or x_T lives on a
+non-CPU device and ``"scipy"`` otherwise, so CPU results do not depend on the new code. The
+torch backend has no RK45: where scipy's second solve is RK45 (grids ending at t = 0), its
+second solve is DOP853 at a tenfold tighter tolerance.
 """
 
 from __future__ import annotations
@@ -31,12 +39,16 @@ import torch
 from scipy.integrate import solve_ivp
 
 from ._tensor import DTYPE
+from .grids import check_grid
+from .integrate import dop853
+from .integrate.pf import pf_dop853
 from .metrics import rms_error
 from .schedules import Schedule
 from .solvers import solve
 from .solvers.pf import AdaptiveReference
 
 RELIABILITY_FACTOR = 100.0
+BACKENDS = ("auto", "scipy", "torch")
 
 
 @dataclass
@@ -83,16 +95,20 @@ def reference(
     *,
     tol: float = 1e-12,
     model=None,
+    backend: str = "auto",
 ) -> Reference:
     """Exact (or high-accuracy) states at ``times`` (decreasing, times[0] = start of x_T).
 
     ``problem`` provides ``eps`` and possibly ``flow``; ``model`` overrides the eps used by the
-    adaptive solves (e.g. a network), in which case the exact flow is not used.
+    adaptive solves (e.g. a network), in which case the exact flow is not used. ``backend``
+    (``"auto"``, ``"scipy"``, ``"torch"``) picks the integrator of the adaptive solves (module
+    docstring); the states come back on x_T's device and in its dtype either way.
     """
+    device = _backend_device(backend, model, x_T)
     times = times.to(DTYPE)
     flow = getattr(problem, "flow", None) if model is None else None
     if flow is None and float(schedule.alpha(times[0])) == 0.0:
-        return _from_pure_noise(problem, schedule, x_T, times, tol, model)
+        return _from_pure_noise(problem, schedule, x_T, times, tol, model, device)
     if flow is not None:
         states = torch.stack([flow(x_T, times[0], t) for t in times])
         second = torch.stack([_composed_flow(flow, schedule, x_T, times[0], t) for t in times])
@@ -103,22 +119,58 @@ def reference(
     eps = model if model is not None else problem.eps
     # Two independent adaptive solves: DOP853 in lambda and in sigma_tilde. A grid that ends
     # at t = 0 has lambda = inf there, so both run in sigma_tilde, with different methods.
-    if float(schedule.sigma(times[-1])) == 0.0:
-        plans = [("DOP853", "sigma_tilde"), ("RK45", "sigma_tilde")]
-    else:
-        plans = [("DOP853", "lambda"), ("DOP853", "sigma_tilde")]
-    sols = []
-    for method, variable in plans:
+    plans = _plans(schedule, float(times[-1]), tol, device)
+    sols, nfe = [], 0
+    for method, variable, rtol in plans:
+        trajectory, n = _adaptive(eps, schedule, x_T, times, method, variable, rtol, device)
+        sols.append(trajectory)
+        nfe += n
+    acc = torch.tensor([rms_error(a, b) for a, b in zip(sols[0], sols[1], strict=True)])
+    first, second = (_label(m, v, r, device) for m, v, r in plans)
+    return Reference(times, sols[0], acc, first, second, nfe)
+
+
+def _backend_device(backend: str, model, x_T: torch.Tensor) -> torch.device | None:
+    """The device the torch backend integrates on, or None for scipy."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    where = x_T.device
+    if where.type == "cpu" and getattr(model, "device", None) is not None:
+        where = torch.device(model.device)
+    if backend == "scipy" or (backend == "auto" and where.type == "cpu"):
+        return None
+    return where
+
+
+def _plans(schedule: Schedule, t_end: float, tol: float, device) -> list[tuple[str, str, float]]:
+    """(method, variable, tolerance) of the two independent adaptive solves."""
+    if float(schedule.sigma(torch.tensor(t_end, dtype=DTYPE))) != 0.0:
+        return [("DOP853", "lambda", tol), ("DOP853", "sigma_tilde", tol)]
+    if device is None:
+        return [("DOP853", "sigma_tilde", tol), ("RK45", "sigma_tilde", tol)]
+    return [("DOP853", "sigma_tilde", tol), ("DOP853", "sigma_tilde", tol / 10)]
+
+
+def _label(method: str, variable: str, tol: float, device) -> str:
+    where = "" if device is None else f" (torch, {device.type})"
+    return f"pf {method}{where} in {variable}, tol {tol:g}"
+
+
+def _adaptive(eps, schedule, x, times, method, variable, tol, device) -> tuple[torch.Tensor, int]:
+    """The trajectory (at every time) of one adaptive solve, and its evaluations."""
+    if device is None:
         pf = AdaptiveReference(rtol=tol, atol=tol, method=method, variable=variable)
-        sol = solve(pf, eps, schedule, x_T, times, trajectory=True)
+        sol = solve(pf, eps, schedule, x, times, trajectory=True)
         if sol.diverged:
             raise RuntimeError(f"the adaptive reference solve ({method} in {variable}) failed")
-        sols.append(sol)
-    acc = torch.tensor(
-        [rms_error(a, b) for a, b in zip(sols[0].trajectory, sols[1].trajectory, strict=True)]
-    )
-    first, second = (f"pf {m} in {v}, tol {tol:g}" for m, v in plans)
-    return Reference(times, sols[0].trajectory, acc, first, second, sols[0].nfe + sols[1].nfe)
+        return sol.trajectory, sol.nfe
+    check_grid(times, schedule)
+    traj, res = pf_dop853(eps, schedule, x.to(device), times, variable=variable, rtol=tol, atol=tol)
+    if not res.success:
+        raise RuntimeError(
+            f"the adaptive reference solve ({method} in {variable}, torch) failed: {res.message}"
+        )
+    return traj.to(x.device), res.nfev
 
 
 def _composed_flow(flow, schedule: Schedule, x: torch.Tensor, s, t) -> torch.Tensor:
@@ -141,13 +193,10 @@ def _x0_function(problem, model):
     return x0
 
 
-def _first_piece(x0_fn, schedule: Schedule, x: torch.Tensor, times: list[float], tol, how):
+def _first_piece(x0_fn, schedule: Schedule, x: torch.Tensor, times: list[float], tol, how, device):
     """States at ``times`` (decreasing, times[0] where alpha = 0) by an adaptive DOP853 solve
-    in t on the velocity (``how = "t"``) or in u = e^lambda on y = x / sigma (``"u"``)."""
-    shape = x.shape
-
-    def tensor(y: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(y.copy()).reshape(shape).to(DTYPE)
+    in t on the velocity (``how = "t"``) or in u = e^lambda on y = x / sigma (``"u"``), with
+    scipy (``device`` None) or ``integrate.dop853`` on ``device``."""
 
     def t_of(u: float) -> torch.Tensor:
         lam = math.log(u) if u > 0 else -math.inf
@@ -155,39 +204,59 @@ def _first_piece(x0_fn, schedule: Schedule, x: torch.Tensor, times: list[float],
 
     if how == "t":
 
-        def fun(t: float, y: np.ndarray) -> np.ndarray:
+        def fun(t: float, xs: torch.Tensor) -> torch.Tensor:
             tt = torch.tensor(t, dtype=DTYPE)
             a, s = schedule.alpha(tt), schedule.sigma(tt)
-            xs = tensor(y)
             x0 = x0_fn(xs, tt)
             eps = (xs - a * x0) / s
-            v = schedule.alpha_deriv(tt) * x0 + schedule.sigma_deriv(tt) * eps
-            return v.reshape(-1).numpy()
+            return schedule.alpha_deriv(tt) * x0 + schedule.sigma_deriv(tt) * eps
 
-        grid, y0 = times, x.reshape(-1).numpy()
+        grid, y0 = times, x
     else:
 
-        def fun(u: float, y: np.ndarray) -> np.ndarray:
+        def fun(u: float, y: torch.Tensor) -> torch.Tensor:
             tt = t_of(u)
-            return x0_fn(tensor(y) * schedule.sigma(tt), tt).reshape(-1).numpy()
+            return x0_fn(y * schedule.sigma(tt), tt)
 
         grid = [0.0] + [
             math.exp(float(schedule.lambda_(torch.tensor(t, dtype=DTYPE)))) for t in times[1:]
         ]
-        y0 = (x / schedule.sigma(torch.tensor(times[0], dtype=DTYPE))).reshape(-1).numpy()
+        y0 = x / schedule.sigma(torch.tensor(times[0], dtype=DTYPE))
+    if device is None:
+        ys, nfev = _scipy_dop853(fun, y0, grid, tol, how)
+    else:
+        res = dop853(fun, y0.to(device), grid, rtol=tol, atol=tol)
+        if not res.success:
+            raise RuntimeError(f"the adaptive reference solve from alpha = 0 (in {how}) failed")
+        ys, nfev = list(res.states.to(x.device)), res.nfev
+    out = [x]
+    for y, t in zip(ys, times[1:], strict=True):
+        out.append(y if how == "t" else y * schedule.sigma(torch.tensor(t, dtype=DTYPE)))
+    return out, nfev
+
+
+def _scipy_dop853(fun, y0: torch.Tensor, grid: list[float], tol, how):
+    """``fun`` (torch, float64) through scipy's DOP853: the states at grid[1:], nfev."""
+    shape = y0.shape
+
+    def tensor(y: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(y.copy()).reshape(shape).to(DTYPE)
+
     sol = solve_ivp(
-        fun, (grid[0], grid[-1]), y0, method="DOP853", t_eval=grid[1:], rtol=tol, atol=tol
+        lambda v, y: fun(v, tensor(y)).reshape(-1).numpy(),
+        (grid[0], grid[-1]),
+        y0.reshape(-1).numpy(),
+        method="DOP853",
+        t_eval=grid[1:],
+        rtol=tol,
+        atol=tol,
     )
     if sol.status != 0 or np.asarray(sol.y).shape[-1] != len(grid) - 1:
         raise RuntimeError(f"the adaptive reference solve from alpha = 0 (in {how}) failed")
-    out = [x]
-    for k, t in enumerate(times[1:]):
-        y = tensor(sol.y[:, k])
-        out.append(y if how == "t" else y * schedule.sigma(torch.tensor(t, dtype=DTYPE)))
-    return out, sol.nfev
+    return [tensor(sol.y[:, k]) for k in range(len(grid) - 1)], sol.nfev
 
 
-def _from_pure_noise(problem, schedule, x_T, times, tol, model) -> Reference:
+def _from_pure_noise(problem, schedule, x_T, times, tol, model, device) -> Reference:
     x0_fn = _x0_function(problem, model)
     eps = model if model is not None else problem.eps
     tl = [float(t) for t in times]
@@ -197,25 +266,21 @@ def _from_pure_noise(problem, schedule, x_T, times, tol, model) -> Reference:
     t_switch = max(float(schedule.t_from_lambda(torch.tensor(0.0, dtype=DTYPE))), tl[1])
     head = [t for t in tl if t > t_switch] + [t_switch]
     tail = [t for t in tl if t < t_switch]
-    plans = ("t", "DOP853", "lambda"), ("u", "DOP853", "sigma_tilde")
-    if tail and float(schedule.sigma(torch.tensor(tail[-1], dtype=DTYPE))) == 0.0:
-        plans = ("t", "DOP853", "sigma_tilde"), ("u", "RK45", "sigma_tilde")
+    pairs = zip("tu", _plans(schedule, tl[-1], tol, device), strict=True)
+    plans = [(how, *plan) for how, plan in pairs]
     chains, nfe = [], 0
-    for how, method, variable in plans:
-        states, n = _first_piece(x0_fn, schedule, x_T.to(DTYPE), head, tol, how)
+    for how, method, variable, rtol in plans:
+        states, n = _first_piece(x0_fn, schedule, x_T.to(DTYPE), head, rtol, how, device)
         nfe += n
         if tail:
-            pf = AdaptiveReference(rtol=tol, atol=tol, method=method, variable=variable)
             grid = torch.tensor([t_switch, *tail], dtype=DTYPE)
-            sol = solve(pf, eps, schedule, states[-1], grid, trajectory=True)
-            if sol.diverged:
-                raise RuntimeError(f"the adaptive reference solve ({method} in {variable}) failed")
-            nfe += sol.nfe
-            states = states + list(sol.trajectory[1:])
+            traj, n = _adaptive(eps, schedule, states[-1], grid, method, variable, rtol, device)
+            nfe += n
+            states = states + list(traj[1:])
         keep = [i for i, t in enumerate(head + tail) if t in tl]
         chains.append(torch.stack([states[i] for i in keep]))
     acc = torch.tensor([rms_error(a, b) for a, b in zip(chains[0], chains[1], strict=True)])
     first, second = (
-        f"DOP853 in {h} from alpha = 0, then pf {m} in {v}, tol {tol:g}" for h, m, v in plans
+        f"DOP853 in {h} from alpha = 0, then {_label(m, v, r, device)}" for h, m, v, r in plans
     )
     return Reference(times, chains[0], acc, first, second, nfe)
