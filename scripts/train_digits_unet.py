@@ -233,6 +233,8 @@ def write(net: DigitsUNet, record: dict, out: Path) -> Path:
         "parametrization": "eps",
         "time_input": "index",
         "T": T,
+        "problem": "digits-data",
+        "input_shape": [1, 8, 8],
         **(
             {"condition": {"kind": "class-labels", "classes": net.num_classes, "null": 10}}
             if conditional

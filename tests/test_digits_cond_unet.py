@@ -82,3 +82,19 @@ def test_training_script_writes_a_loadable_conditional_card(tmp_path):
     assert card.name == f"{NAME}.json"
     model = load(card, condition=torch.tensor([4]), guidance_scale=2.0)
     assert model(torch.zeros(1, 1, 8, 8), 0.5).shape == (1, 1, 8, 8)
+
+
+def test_a_guidance_ladder_runs_the_conditional_network_at_every_scale():
+    """With any w != 0 in the ladder, w = 0 is the conditional network's own null-label eps
+    (not the separately trained unconditional network): one network compared with itself."""
+    from odebench.kinds.common.networks import guided_models
+
+    prob = ob.problems.get("digits-data", SCHED)
+    config = {"model": "trained", "guidance": [0.0, 2.0]}
+    models = dict((tag["guidance"], m) for tag, m in guided_models(config, prob, SCHED, n=4))
+    assert {m.card["name"] for m in models.values()} == {NAME}
+    x = torch.randn(4, 1, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    null = load(NAME, dtype=torch.float64)
+    torch.testing.assert_close(models[0.0](x, 0.4), null(x, 0.4), rtol=0, atol=0)
+    ((_, alone),) = guided_models({"model": "trained"}, prob, SCHED, n=4)
+    assert alone.card["name"] == "digits-unet"  # no guidance asked: the unconditional network

@@ -23,6 +23,7 @@ def eps_model(
     dtype: torch.dtype = torch.float64,
     guidance: float = 0.0,
     n: int | None = None,
+    conditional: bool | None = None,
 ) -> NetworkModel | GuidedMixture | None:
     """The eps model of a cell: None for the problem's exact eps, else a shipped network in
     ``dtype`` (float64 by default: a smooth right-hand side, so adaptive references can reach
@@ -33,9 +34,14 @@ def eps_model(
     ``n`` samples (``problems.guidance.class_labels``): eps_null + w (eps_c - eps_null),
     w = 0 the unconditional model (the default), 1 the conditional one. The exact model is
     then the mixture's exact guided eps; ``trained`` picks the shipped class-conditional
-    network of the problem.
+    network of the problem. ``conditional`` (default: ``guidance != 0``) asks for that
+    network even at w = 0, where it runs once per evaluation on the null label (its own
+    unconditional eps): a guidance ladder then compares one network with itself.
     """
     guidance = float(guidance)
+    conditional = guidance != 0.0 if conditional is None else bool(conditional)
+    if guidance != 0.0 and not conditional:
+        raise ValueError(f"guidance {guidance:g} needs a conditional network")
     if name == "exact":
         if guidance == 0.0:
             return None
@@ -48,11 +54,11 @@ def eps_model(
     from ...models import load, shipped
 
     if name == "trained":  # the shipped network trained on this problem and schedule
-        name = trained_network(prob.name, sched.name, shipped(), conditional=guidance != 0.0)
+        name = trained_network(prob.name, sched.name, shipped(), conditional=conditional)
 
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} asked for, but torch sees no CUDA device")
-    if guidance == 0.0:
+    if guidance == 0.0:  # a conditional network without a condition runs on its null label
         net = load(name, dtype=dtype, device=device)
     else:
         from ...models.loading import ASSETS
@@ -76,11 +82,19 @@ def guided_models(
     config: dict[str, Any], prob: Any, sched: Any, n: int
 ) -> Iterator[tuple[dict[str, float], Any]]:
     """(row tag, eps model) per guidance scale of a cell's ``guidance`` ladder: the tag is
-    ``{"guidance": w}`` where the study varies it, ``{}`` for the default [0]."""
+    ``{"guidance": w}`` where the study varies it, ``{}`` for the default [0]. A ladder with
+    any w != 0 runs the class-conditional network at every w, w = 0 on its null label."""
     scales = [float(w) for w in config.get("guidance", [0.0])]
+    conditional = any(w != 0.0 for w in scales)
     for w in scales:
         model = eps_model(
-            config.get("model", "exact"), prob, sched, config.get("device", "cpu"), guidance=w, n=n
+            config.get("model", "exact"),
+            prob,
+            sched,
+            config.get("device", "cpu"),
+            guidance=w,
+            n=n,
+            conditional=conditional,
         )
         yield ({"guidance": w} if scales != [0.0] else {}), model
 
