@@ -6,12 +6,14 @@ its arguments, data, schedule, parametrisation, time input, training record). Th
 "denoiser"), converted to eps under the card's ``schedule``. The card names
 the architecture from an allowlist (``ARCHITECTURES``), never an arbitrary import path. Every
 failure names the file: a wrong extension, a corrupt file, a state dict that does not match
-the architecture (first missing / unexpected / mis-shaped key).
+the architecture (first missing / unexpected / mis-shaped key). A card is checked before
+anything is built or hashed (:mod:`.cards`): typed fields, a bounded size (built on the meta
+device first), a weights file inside the card's folder whose format and shapes are checked
+from its header, then a streamed sha256.
 """
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import json
 from pathlib import Path
@@ -19,6 +21,7 @@ from typing import Any
 
 import torch
 
+from .cards import check_fields, mismatch, sha256, size_on_meta, weights_file, weights_shapes
 from .network import NetworkModel
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets" / "networks"
@@ -72,35 +75,30 @@ def apply_state_dict(
     net: torch.nn.Module, state: dict[str, torch.Tensor], path: str | Path
 ) -> None:
     """Load ``state`` into ``net`` strictly; a mismatch names the file and the first key."""
-    expected = net.state_dict()
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    if missing or unexpected:
-        what = f"missing key {missing[0]!r}" if missing else f"unexpected key {unexpected[0]!r}"
-        raise ValueError(
-            f"{path}: weights do not match the architecture ({what}; "
-            f"{len(missing)} missing, {len(unexpected)} unexpected)"
-        )
-    for key, value in state.items():
-        if value.shape != expected[key].shape:
-            raise ValueError(
-                f"{path}: weights do not match the architecture ({key!r} has shape "
-                f"{tuple(value.shape)}, expected {tuple(expected[key].shape)})"
-            )
+    shapes = {key: tuple(value.shape) for key, value in net.state_dict().items()}
+    err = mismatch(shapes, {key: tuple(value.shape) for key, value in state.items()}, path)
+    if err is not None:
+        raise err
     net.load_state_dict(state, strict=True)
 
 
-def build_architecture(spec: dict[str, Any], card_path: str | Path) -> torch.nn.Module:
+def architecture_class(spec: dict[str, Any], card_path: str | Path) -> type[torch.nn.Module]:
+    """The allowlisted class a card's ``architecture`` names (``ARCHITECTURES``)."""
     name = spec.get("class") if isinstance(spec, dict) else None
-    if name not in ARCHITECTURES:
+    if not isinstance(name, str) or name not in ARCHITECTURES:
         raise ValueError(
             f"{card_path}: unknown architecture {name!r} (known: {', '.join(ARCHITECTURES)})"
         )
     module, cls = ARCHITECTURES[name].split(":")
-    kwargs = spec.get("kwargs", {})
+    return getattr(importlib.import_module(module), cls)
+
+
+def build_architecture(spec: dict[str, Any], card_path: str | Path) -> torch.nn.Module:
+    """The card's architecture, built with its ``kwargs``; bad arguments name the card."""
+    cls = architecture_class(spec, card_path)
     try:
-        return getattr(importlib.import_module(module), cls)(**kwargs)
-    except TypeError as err:
+        return cls(**spec.get("kwargs", {}))
+    except (TypeError, ValueError) as err:
         raise ValueError(f"{card_path}: bad architecture arguments ({err})") from None
 
 
@@ -134,10 +132,6 @@ def card_schedule(card: dict[str, Any], card_path: str | Path) -> Any:
         raise ValueError(f"{card_path}: {err}") from None
 
 
-def sha256(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def load(
     name_or_card: str | Path,
     *,
@@ -149,7 +143,10 @@ def load(
 ) -> NetworkModel:
     """A shipped network by name (``shipped()``), or any card path, as a ``NetworkModel``.
 
-    The card's ``sha256`` (when present) is checked against the weights file. A conditional
+    The card is checked first (:mod:`.cards`: fields by type and range, the size of the
+    architecture built on the meta device, a weights file inside the card's folder, its
+    header's keys and shapes), then its ``sha256`` (when present) against the weights file,
+    read in chunks; every failure is a ValueError naming the card and the field. A conditional
     network's card declares its ``condition`` (``{"kind": "class-labels", "classes": K,
     "null": K}``); it takes ``condition=`` (labels, one shared or one per sample; none: the
     null label, i.e. the unconditional model) and ``guidance_scale`` (classifier-free
@@ -164,8 +161,14 @@ def load(
             )
         card_path = ASSETS / f"{name_or_card}.json"
     card = read_card(card_path)
-    weights = card_path.parent / card["weights"]
-    if "sha256" in card and weights.is_file() and sha256(weights) != card["sha256"]:
+    check_fields(card, card_path)
+    cls = architecture_class(card["architecture"], card_path)
+    shapes = size_on_meta(cls, card["architecture"].get("kwargs", {}), card_path)
+    weights = weights_file(card, card_path)
+    stored = weights_shapes(weights, card_path)
+    if stored is not None and (err := mismatch(shapes, stored, weights)) is not None:
+        raise err
+    if "sha256" in card and sha256(weights) != card["sha256"]:
         raise ValueError(f"{weights}: checksum differs from its card {card_path.name}")
     net = build_architecture(card["architecture"], card_path)
     apply_state_dict(net, load_state_dict(weights), weights)
