@@ -4,8 +4,11 @@
 
 prints the card and writes ``<out>/<sampler>.csv`` (one row per step count),
 ``<out>/<sampler>_card.txt`` and ``<out>/<sampler>.png`` (error against NFE, with odebench's
-solver of the same family), each atomically. Bad input raises ValueError with one line
-(odebench's main turns it into "odebench: error: ..." and exit status 2).
+solver of the same family), each atomically. The output folder is held by the audit from
+before it computes until its files are written (``study.lock.locked``, as ``odebench run``
+holds its folder): a second audit into it at the same time is refused. Bad input raises
+ValueError with one line (odebench's main turns it into "odebench: error: ..." and exit
+status 2).
 """
 
 from __future__ import annotations
@@ -111,7 +114,9 @@ def check_size(args: argparse.Namespace, steps: list[int]) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    """Run the audit of ``args.sampler`` and print its card; raises ValueError on bad input."""
+    """Run the audit of ``args.sampler`` and print its card; raises ValueError on bad input
+    (and StudyError, a ValueError, if another run holds the output folder)."""
+    from ..study.lock import locked
     from .report import audit, write
 
     if args.n_samples < 1:
@@ -120,16 +125,22 @@ def run(args: argparse.Namespace) -> None:
     check_size(args, steps)
     if args.estimate:
         return
-    report = audit(
-        args.sampler,
-        args.config,
-        problem=args.problem,
-        schedule=args.schedule,
-        steps=steps,
-        n_samples=args.n_samples,
-        seed=args.seed,
-        strong=True if getattr(args, "strong", False) else None,
-    )
-    print(report.card())
-    for path in write(report, args.out):
-        print(f"wrote:  {path}")
+    out = Path(args.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"--out {out}: cannot create the folder ({err.strerror})") from None
+    with locked(out):
+        report = audit(
+            args.sampler,
+            args.config,
+            problem=args.problem,
+            schedule=args.schedule,
+            steps=steps,
+            n_samples=args.n_samples,
+            seed=args.seed,
+            strong=True if getattr(args, "strong", False) else None,
+        )
+        print(report.card())
+        for path in write(report, out):
+            print(f"wrote:  {path}")
