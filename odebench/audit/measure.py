@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -343,16 +344,27 @@ def measure(
         )
 
 
-def _measure(
-    sampler, config, problem, schedule, steps, n_samples, seed, claim, probe_steps, strong
-):
+@dataclass
+class Prepared:
+    """What every run of one audit shares: the class, the user's config split into config /
+    ``set_timesteps`` / ``step()`` arguments, a fresh-scheduler factory, the setup (problem,
+    path, models) and the claim. :mod:`.counterfactual` reruns the ladder on it."""
+
+    cls: type
+    user: dict[str, Any]
+    factory: Callable[[], Any]
+    setup: Setup
+    claim: Claim
+    step_args: dict[str, Any]
+    effective: dict[str, Any]
+
+
+def prepare(sampler, config, problem, schedule, n_samples, seed, claim=None) -> Prepared:
+    """The class, factory, setup and claim of an audit (see :func:`measure`)."""
     user = parse_config(config)
     if not isinstance(sampler, str | type) and hasattr(sampler, "set_timesteps"):
         sampler, user = type(sampler), {**instance_config(sampler), **user}
     cls = resolve(sampler)
-    steps = sorted({int(n) for n in steps})
-    if len(steps) < 3 or steps[0] < 1:
-        raise ValueError(f"need at least 3 distinct positive step counts, got {steps}")
     set_args = {k: user[k] for k in SET_TIMESTEPS_KEYS if k in user}
     step_args = step_kwargs(cls, user)
     scheduler_config = {
@@ -372,6 +384,18 @@ def _measure(
         setup.karras_t_min = float(effective.get("sigma_min", 0.002)) / iface.schedule.sigma_max
     if claim is None:
         claim = nominal(cls.__name__, effective)
+    return Prepared(cls, user, factory, setup, claim, step_args, effective)
+
+
+def _measure(
+    sampler, config, problem, schedule, steps, n_samples, seed, claim, probe_steps, strong
+):
+    steps = sorted({int(n) for n in steps})
+    if len(steps) < 3 or steps[0] < 1:
+        raise ValueError(f"need at least 3 distinct positive step counts, got {steps}")
+    prep = prepare(sampler, config, problem, schedule, n_samples, seed, claim)
+    cls, user, factory, setup = prep.cls, prep.user, prep.factory, prep.setup
+    claim, step_args, effective, iface = prep.claim, prep.step_args, prep.effective, setup.iface
     facts = measure_facts(factory, setup, probe_steps, step_args)
     diff = facts["stochastic_diff"]
     stochastic = math.isfinite(diff) and diff > 0
@@ -407,4 +431,14 @@ def _measure(
     return rows, facts
 
 
-__all__ = ["DEFAULT_STEPS", "Setup", "Trace", "label", "measure", "measure_rung", "parse_label"]
+__all__ = [
+    "DEFAULT_STEPS",
+    "Prepared",
+    "Setup",
+    "Trace",
+    "label",
+    "measure",
+    "measure_rung",
+    "parse_label",
+    "prepare",
+]

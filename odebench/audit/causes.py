@@ -1,0 +1,376 @@
+"""Causes on the card: rerun an audit's ladder once per counterfactual probe
+(:mod:`.counterfactual`) and name, for each finding, the probe that removed it and by how
+much.
+
+A finding is *removed* by a probe when the probe's own report card no longer has a finding of
+that kind (the same rules: :func:`.report.build_report`) and its number moved the right way:
+an error floor or a growing error at least ``REMOVED`` times smaller at the finest N, an
+order within 0.3 of the nominal one, a float32 state linear again. Where no single probe
+removes a finding, all applicable probes are tried together; the card then names the
+combination, or says that none of them removes it, each with its numbers.
+
+    report = audit_explained("diffusers:LMSDiscreteScheduler")   # findings annotated
+    report = explain(report, prep, steps)   # the same, for a measured report
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from .._tensor import DTYPE
+from . import probes as state_probes
+from .adapters import drive
+from .card import AuditReport, _finest, _finite, _ok
+from .counterfactual import PROBES, Context, Probe, applicable, combine
+from .measure import Prepared, measure_facts, measure_rung
+from .report import GAP, build_report
+
+REMOVED = 10.0  # an error this many times smaller is a floor removed
+UNKNOWN = "cause not identified by the probes"
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A kind of finding: how to recognise it, the number that measures it, its label."""
+
+    name: str
+    match: Callable[[str], bool]
+    value: Callable[[AuditReport], float]
+    label: str
+    lower_is_better: bool = True
+
+
+def _max_gap(rep: AuditReport) -> float:
+    gaps = [r["max_gap"] for r in _ok(rep.rows) if _finite(r.get("max_gap"))]
+    return max(gaps) if gaps else math.nan
+
+
+def _slope(key: str) -> Callable[[AuditReport], float]:
+    def value(rep: AuditReport) -> float:
+        fit = rep.fits.get(key)
+        return float(fit.slope) if fit is not None and fit.ok else math.nan
+
+    return value
+
+
+def _finest_error(rep: AuditReport) -> float:
+    return _finest(rep.rows, "err_ode")
+
+
+KINDS: tuple[Kind, ...] = (
+    Kind(
+        "float32 state",
+        lambda f: f.startswith("float32 state"),
+        lambda r: float(r.facts.get("linearity_defect", math.nan)),
+        "nonlinearity",
+    ),
+    Kind(
+        "float32 table",
+        lambda f: f.startswith("float32 table"),
+        lambda r: float(r.facts.get("table_rel_dev", math.nan)),
+        "table deviation",
+    ),
+    Kind("time gap", lambda f: f.startswith("time gap"), _max_gap, "gap (steps)"),
+    Kind(
+        "floor",
+        lambda f: f.startswith("error floor") or f.startswith("does not converge"),
+        _finest_error,
+        "error at the finest N",
+    ),
+    Kind(
+        "order",
+        lambda f: f.startswith("order inconclusive") or ("below nominal" in f),
+        _slope("ode"),
+        "order",
+        lower_is_better=False,
+    ),
+    Kind(
+        "final step",
+        lambda f: f.startswith("final step:"),
+        _slope("final_defect"),
+        "final step's local order",
+        lower_is_better=False,
+    ),
+)
+
+
+def kind_of(finding: str) -> Kind | None:
+    """The :class:`Kind` of a finding (None: not one the probes address)."""
+    return next((k for k in KINDS if k.match(finding)), None)
+
+
+@dataclass
+class Attempt:
+    """One counterfactual run: the probes applied and the report it gave (or its error)."""
+
+    probes: tuple[Probe, ...]
+    report: AuditReport | None
+    error: str = ""
+
+    @property
+    def name(self) -> str:
+        return " + ".join(p.name for p in self.probes)
+
+
+@dataclass
+class Cause:
+    """What the probes say about one finding: the attempts that removed it, and every
+    attempt's number (before, after)."""
+
+    finding: str
+    kind: Kind
+    before: float
+    removed_by: list[Attempt] = field(default_factory=list)
+    numbers: list[tuple[Attempt, float]] = field(default_factory=list)
+
+    def text(self) -> str:
+        """'removed by ...: label a -> b' or 'none of the probes removes it: ...'."""
+        k = self.kind
+        if self.removed_by:
+            best = self.removed_by[0]
+            after = dict((a.name, v) for a, v in self.numbers)[best.name]
+            what = " and ".join(p.change for p in best.probes)
+            why = "; ".join(p.cause for p in best.probes)
+            also = [a.name for a in self.removed_by[1:]]
+            tail = f"; also removed by {', '.join(also)}" if also else ""
+            return f"{k.label} {_num(self.before)} -> {_num(after)} with {what}: {why}{tail}"
+        tried = ", ".join(f"{a.name} {_num(v)}" for a, v in self.numbers)
+        return f"none of the probes removes it ({k.label} {_num(self.before)}; {tried})"
+
+
+def _num(v: float) -> str:
+    if not _finite(v):
+        return "-"
+    return f"{v:.2f}" if 0.1 <= abs(v) < 100 else f"{v:.1e}"
+
+
+def removes(kind: Kind, before: AuditReport, after: AuditReport) -> bool:
+    """Whether ``after`` (a counterfactual report) no longer has ``before``'s finding of
+    ``kind``, with its number moved the right way and no new failure."""
+    if any(r.get("status") != "ok" for r in after.rows):
+        return False
+    if any(kind.match(f) for f in after.findings):
+        return False
+    b, a = kind.value(before), kind.value(after)
+    if kind.name == "floor":  # gone: much smaller, or converging as declared
+        return _finite(a) and _finite(b) and (a * REMOVED <= b or _as_declared(after))
+    if kind.name == "order":
+        nominal = after.facts.get("nominal")
+        return _finite(a) and _finite(nominal) and a >= float(nominal) - 0.3
+    e_b, e_a = _finest_error(before), _finest_error(after)
+    # the finding went, but not if the run got worse
+    return not (_finite(e_b) and _finite(e_a) and e_a > 3.0 * e_b)
+
+
+def _as_declared(rep: AuditReport) -> bool:
+    return rep.verdict.startswith("converges at order") or (
+        rep.verdict.startswith("order ") and "above nominal" in rep.verdict
+    )
+
+
+def context_of(report: AuditReport, prep: Prepared) -> Context:
+    """The :class:`Context` of an audit from its measured rows and facts."""
+    ok = _ok(report.rows)
+    nominal = report.facts.get("nominal")
+    return Context(
+        setup=prep.setup,
+        nominal=float(nominal) if _finite(nominal) else None,
+        state_kind=str(report.facts.get("state_kind", "vp")),
+        ends={int(r["steps"]): float(r["t_end"]) for r in ok if _finite(r.get("t_end"))},
+        gaps=any(_finite(r.get("max_gap")) and r["max_gap"] >= GAP for r in ok),
+        multistage=any(int(r.get("repeats", 0) or 0) > 0 for r in ok),
+        set_kwargs=dict(prep.setup.iface.set_kwargs),
+    )
+
+
+class _Retimed:
+    """A model evaluated at the k-th call at ``times[k]`` (the state's time) when finite."""
+
+    def __init__(self, model, times: Sequence[float]):
+        self.model, self.times, self.k = model, list(times), 0
+
+    def __call__(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        k, self.k = self.k, self.k + 1
+        if k < len(self.times) and math.isfinite(self.times[k]):
+            t = torch.tensor(self.times[k], dtype=DTYPE)
+        return self.model(x, t)
+
+
+class _Announcing:
+    """A model that, when called, makes its problem's exact flow the context's current one
+    (a run's steps follow its model calls: the probes that step by the exact flow use the
+    flow of the problem the run is on, the audit's or the Dirac probe's)."""
+
+    def __init__(self, model, context: Context, flow):
+        self.model, self.context, self.flow = model, context, flow
+
+    def __call__(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        self.context.flow = self.flow
+        return self.model(x, t)
+
+
+def announcing(setup, context: Context):
+    """A copy of ``setup`` whose models announce their problem's flow to ``context``."""
+    out = copy.copy(setup)
+    out.model = _Announcing(setup.model, context, setup.prob.flow)
+    out.dirac_model = _Announcing(setup.dirac_model, context, setup.dirac.flow)
+    return out
+
+
+def retimed(setup, factory, steps: int):
+    """A copy of ``setup`` whose models are evaluated at the times the states are at, read
+    from a Dirac-probe run of ``factory`` at ``steps`` (:func:`.probes.state_times`)."""
+    start = state_probes.dirac_start(setup.dirac, setup.sched, setup.noise)
+    trace = drive(factory, steps, start, setup.dirac_model, setup.T, interface=setup.iface)
+    if not trace.ok:
+        return setup
+    times = state_probes.state_times(trace, setup.dirac, setup.sched, setup.noise, None)
+    out = copy.copy(setup)
+    out.model = _Retimed(setup.model, times["state_t"])
+    out.dirac_model = _Retimed(setup.dirac_model, times["state_t"])
+    return out
+
+
+def rerun(
+    prep: Prepared,
+    report: AuditReport,
+    chosen: Sequence[Probe],
+    context: Context,
+    steps: Sequence[int],
+    probe_steps: int = 50,
+) -> Attempt:
+    """The audit's ladder again with every probe of ``chosen`` applied."""
+    factory = combine(chosen, prep.factory, context)
+    retime = any(p.retime for p in chosen)
+    try:
+        facts = measure_facts(factory, prep.setup, probe_steps, prep.step_args)
+        rows = []
+        for n in steps:
+            setup = retimed(prep.setup, prep.factory, n) if retime else prep.setup
+            if any(p.uses_flow for p in chosen):
+                setup = announcing(setup, context)
+            rows.append(measure_rung(factory, prep.claim, setup, n))
+        context.flow = None
+    except Exception as exc:  # a probe that breaks the class is a result, not a crash
+        return Attempt(tuple(chosen), None, f"{type(exc).__name__}: {exc}")
+    return Attempt(tuple(chosen), build_report(rows, {**report.facts, **facts}))
+
+
+def explain(
+    report: AuditReport,
+    prep: Prepared,
+    steps: Sequence[int],
+    probes: Sequence[Probe] = PROBES,
+    probe_steps: int = 50,
+) -> AuditReport:
+    """``report`` with each finding the probes address annotated with its cause (the
+    findings and the card line "counterfactuals"); ``report.extra["causes"]`` keeps the
+    :class:`Cause` objects and ``report.extra["attempts"]`` every rerun."""
+    targets = [(f, kind_of(f)) for f in report.findings]
+    targets = [(f, k) for f, k in targets if k is not None]
+    if not targets or report.facts.get("stochastic"):
+        return report
+    context = context_of(report, prep)
+    usable = applicable(probes, prep.factory, context)
+    attempts = [rerun(prep, report, [p], context, steps, probe_steps) for p in usable]
+    causes = [_cause(f, k, report, attempts) for f, k in targets]
+    if len(usable) > 1 and any(not c.removed_by for c in causes):
+        every = rerun(prep, report, usable, context, steps, probe_steps)
+        attempts.append(every)
+        for c in causes:
+            _score(c, report, every)
+    notes = {c.finding: c.text() for c in causes}
+    report.findings = [_annotate(f, notes.get(f)) for f in report.findings]
+    tried = ", ".join(p.name for p in usable) or "none applies"
+    skipped = [p.name for p in probes if p not in usable]
+    line = f"tried {tried}" + (f"; not applicable: {', '.join(skipped)}" if skipped else "")
+    report.lines.append(("counterfactuals", line))
+    report.extra["causes"] = causes
+    report.extra["attempts"] = attempts
+    return report
+
+
+def explain_audit(
+    report: AuditReport,
+    sampler: Any,
+    config: Any = None,
+    probes: Sequence[Probe] = PROBES,
+    **options: Any,
+) -> AuditReport:
+    """:func:`explain` for an audit of ``sampler`` run with ``options`` (those of
+    :func:`.measure.measure`; the same defaults), trying ``probes``."""
+    from .._tensor import one_thread
+    from .measure import DEFAULT_STEPS, prepare
+
+    if report.facts.get("stochastic"):
+        return report
+    prep = prepare(
+        sampler,
+        config,
+        options.get("problem", "gaussian-lowrank"),
+        options.get("schedule", "ddpm-linear-1000"),
+        int(options.get("n_samples", 32)),
+        int(options.get("seed", 0)),
+        options.get("claim"),
+    )
+    steps = sorted({int(n) for n in options.get("steps", DEFAULT_STEPS)})
+    with one_thread():
+        return explain(report, prep, steps, probes, int(options.get("probe_steps", 50)))
+
+
+def audit_explained(
+    sampler: Any, config: Any = None, probes: Sequence[Probe] = PROBES, **options: Any
+) -> AuditReport:
+    """:func:`.report.audit` of ``sampler`` with each finding's cause named by the
+    counterfactual probes (:func:`explain_audit`)."""
+    from .report import audit
+
+    report = audit(sampler, config, **options)
+    return explain_audit(report, sampler, config, probes, **options)
+
+
+def _cause(finding: str, kind: Kind, report: AuditReport, attempts) -> Cause:
+    cause = Cause(finding, kind, kind.value(report))
+    for attempt in attempts:
+        _score(cause, report, attempt)
+    return cause
+
+
+def _score(cause: Cause, report: AuditReport, attempt: Attempt) -> None:
+    if attempt.report is None:
+        cause.numbers.append((attempt, math.nan))
+        return
+    cause.numbers.append((attempt, cause.kind.value(attempt.report)))
+    if removes(cause.kind, report, attempt.report):
+        cause.removed_by.append(attempt)
+
+
+def _annotate(finding: str, note: str | None) -> str:
+    if note is None:
+        return finding
+    if UNKNOWN in finding:
+        return finding.replace(UNKNOWN, "counterfactual: " + note)
+    return f"{finding} [counterfactual: {note}]"
+
+
+__all__ = [
+    "KINDS",
+    "REMOVED",
+    "Attempt",
+    "Cause",
+    "Kind",
+    "audit_explained",
+    "context_of",
+    "explain",
+    "explain_audit",
+    "kind_of",
+    "removes",
+    "rerun",
+    "retimed",
+]

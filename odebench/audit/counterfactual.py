@@ -1,0 +1,466 @@
+"""Counterfactual probes: the same scheduler with exactly one suspected cause removed.
+
+A finding of the audit (an error floor, an order below the nominal one) is a question until
+something names its cause. Each :class:`Probe` here removes one cause from outside the
+scheduler: it subclasses the scheduler's class at run time (the installed package is never
+edited) and returns a scheduler that differs only in that cause, or None where the cause
+cannot be present in that class. :mod:`.causes` reruns the audit's ladder with each probe
+and says which one made a finding go away.
+
+- ``float64-tables``: the tables (alphas_cumprod, sigmas, lambdas; torch or numpy) built in
+  float64. The class is constructed and ``set_timesteps`` runs under a *float64 view* of its
+  modules: the names ``torch.float32`` / ``np.float32`` (and the 16-bit ones) in the modules
+  that define the class and its bases mean float64 for the duration of the call.
+- ``float64-state``: ``step()`` runs under the same view, so ``sample.to(torch.float32)``
+  keeps the float64 state (the tables stay as built).
+- ``exact-call-times``: the model is evaluated at the time its input state is at (the time
+  the Dirac probe of :mod:`.probes` reads off the state), not at the timestep passed.
+- ``next-grid-time``: each step but the last targets the next timestep of the grid instead
+  of the class's previous-timestep rule (``previous_timestep()``, or DDIM's
+  ``t - T // N``: its config is seen with ``num_train_timesteps = gap * N``).
+- ``solver-order-final``: ``lower_order_final`` / ``euler_at_final`` switched off.
+- ``exact-warm-up``: the first ``order - 1`` steps (where a multistep method runs at lower
+  order) replaced by the exact flow; the scheduler still records its model outputs.
+- ``exact-quadrature``: LMS's coefficients (``get_lms_coefficient``, scipy.integrate.quad
+  with epsrel 1e-4 on a float32 integrand in diffusers) integrated exactly in float64 (the
+  Lagrange basis polynomial's antiderivative).
+- ``exact-final-step``: the last step replaced by the exact flow from the state entering it
+  to the end time the audit measured.
+
+Probes that need the problem (the exact flow, the measured end times, the state's times)
+read them from a :class:`Context`.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import inspect
+import math
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from .._tensor import DTYPE
+from .probes import _float32_names
+
+_LOW_TORCH = ("float32", "float", "float16", "half", "bfloat16")
+_LOW_NUMPY = ("float32", "single", "float16", "half")
+
+
+class _Float64Names:
+    """A module seen with its low-precision float dtype names meaning float64."""
+
+    def __init__(self, module: Any, names: tuple[str, ...], wide: Any):
+        self._module, self._names, self._wide = module, names, wide
+
+    def __getattr__(self, name: str) -> Any:
+        return self._wide if name in self._names else getattr(self._module, name)
+
+
+@contextmanager
+def float64_view(cls: type) -> Iterator[None]:
+    """Within the block, the modules defining ``cls`` and its bases see ``torch.float32``,
+    ``np.float32`` (and the 16-bit names) as float64: tables built, and states converted, in
+    those modules stay float64. The modules' globals are restored on exit."""
+    views = {
+        id(torch): _Float64Names(torch, _LOW_TORCH, torch.float64),
+        id(np): _Float64Names(np, _LOW_NUMPY, np.float64),
+    }
+    patched: list[tuple[dict[str, Any], str, Any]] = []
+    modules = {k.__module__ for k in cls.__mro__} - {"builtins", __name__}
+    try:
+        for name in modules:
+            module = sys.modules.get(name)
+            if module is None:
+                continue
+            space = vars(module)
+            for key, value in list(space.items()):
+                if id(value) in views and (value is torch or value is np):
+                    patched.append((space, key, value))
+                    space[key] = views[id(value)]
+        yield
+    finally:
+        for space, key, value in reversed(patched):
+            space[key] = value
+
+
+def _viewed(method: Callable) -> Callable:
+    @functools.wraps(method)
+    def run(self, *args, **kwargs):
+        with float64_view(type(self)):
+            return method(self, *args, **kwargs)
+
+    return run
+
+
+@dataclass
+class Context:
+    """What probes that touch the ODE need: the audit's setup (problem, path, exact flow),
+    the nominal order, the state variable ("vp" or "sigma-scaled"), the end time the audit
+    measured at each N, and (for ``exact-call-times``) each call's state time per N."""
+
+    setup: Any
+    nominal: float | None = None
+    state_kind: str = "vp"
+    ends: dict[int, float] = field(default_factory=dict)
+    gaps: bool = False
+    multistage: bool = False
+    set_kwargs: dict[str, Any] = field(default_factory=dict)
+    flow: Callable | None = None  # the exact flow of the problem the current run is on
+
+    def exact_flow(self, x: torch.Tensor, s: float, t: float) -> torch.Tensor:
+        """The exact flow of the current run's problem (the audit's problem by default)."""
+        flow = self.flow if self.flow is not None else self.setup.flow
+        return flow(x, s, t)
+
+    @property
+    def exact(self) -> bool:
+        """Whether the exact flow is known and the state is a VP one (x or x / alpha)."""
+        return bool(getattr(self.setup, "exact", False)) and self.state_kind in (
+            "vp",
+            "sigma-scaled",
+        )
+
+    def c(self, t: float) -> float:
+        """VP state = c(t) * scheduler state (alpha(t) for the x / alpha of k-diffusion)."""
+        if self.state_kind != "sigma-scaled":
+            return 1.0
+        return float(self.setup.sched.alpha(torch.tensor(t, dtype=DTYPE)))
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One counterfactual: ``name``, what it changes (``change``, used as "with ..."), the
+    cause it removes (``cause``, one line), and ``make(scheduler, context)``: a modified
+    scheduler, or None when the cause cannot be present in that class. ``retime`` marks the
+    probe that changes the model's call times, ``uses_flow`` those that step by the exact
+    flow of the run's problem (both handled by :mod:`.causes`)."""
+
+    name: str
+    change: str
+    cause: str
+    make: Callable[[Any, Context | None], Any]
+    retime: bool = False
+    uses_flow: bool = False
+
+    def apply(self, scheduler: Any, context: Context | None = None) -> Any:
+        """The scheduler with this cause removed (None: it does not apply)."""
+        return self.make(scheduler, context)
+
+
+def subclass(sch: Any, tag: str, methods: dict[str, Any]) -> Any:
+    """``sch`` re-typed as a run-time subclass of its class overriding ``methods``."""
+    base = type(sch)
+    sch.__class__ = type(f"{base.__name__}+{tag}", (base,), dict(methods))
+    return sch
+
+
+def rebuild(sch: Any, config: dict[str, Any], tag: str, methods: dict[str, Any], view=False):
+    """A fresh instance of a run-time subclass of ``sch``'s class built from ``config``."""
+    cls = type(f"{type(sch).__name__}+{tag}", (type(sch),), dict(methods))
+    config = {k: v for k, v in config.items() if not k.startswith("_")}
+    view = view or getattr(cls, "_cf_float64", False)  # a float64-tables class stays one
+    with float64_view(cls) if view else _nothing():
+        return cls.from_config(config) if hasattr(cls, "from_config") else cls(**config)
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield
+
+
+def _config(sch: Any) -> dict[str, Any]:
+    return dict(getattr(sch, "config", {}) or {})
+
+
+def _low_precision(sch: Any, context: Context | None) -> bool:
+    if _float32_names(sch):
+        return True
+    trial = copy.deepcopy(sch)
+    try:
+        trial.set_timesteps(10, **(context.set_kwargs if context else {}))
+    except Exception:
+        return False
+    return bool(_float32_names(trial))
+
+
+# --- the probes ---------------------------------------------------------------------------
+
+
+def _float64_tables(sch, context):
+    if not _low_precision(sch, context):
+        return None
+    return rebuild(
+        sch,
+        _config(sch),
+        "float64-tables",
+        {"set_timesteps": _viewed(type(sch).set_timesteps), "_cf_float64": True},
+        view=True,
+    )
+
+
+def _float64_state(sch, context):
+    return subclass(sch, "float64-state", {"step": _viewed(type(sch).step)})
+
+
+def _exact_call_times(sch, context):
+    if context is None or not context.gaps:
+        return None
+    return sch  # the model's times change, not the scheduler: see causes.retimed
+
+
+def _counting(base: type, replace: Callable) -> dict[str, Any]:
+    """set_timesteps / step overrides that count steps and let ``replace(self, k, out,
+    sample, timestep)`` rewrite the k-th step's output."""
+
+    def set_timesteps(self, n, *args, **kwargs):
+        base.set_timesteps(self, n, *args, **kwargs)
+        self._cf_n, self._cf_k = int(n), 0
+        self._cf_times = list(self.timesteps)
+
+    def step(self, model_output, timestep, sample, *args, **kwargs):
+        out = base.step(self, model_output, timestep, sample, *args, **kwargs)
+        k = self._cf_k
+        self._cf_k += 1
+        return replace(self, k, out, sample, timestep)
+
+    return {"set_timesteps": set_timesteps, "step": step}
+
+
+def _with_prev_sample(out: Any, x: torch.Tensor) -> Any:
+    if hasattr(out, "prev_sample"):
+        try:
+            out.prev_sample = x
+        except (AttributeError, TypeError):
+            out = type(out)(**{**dict(vars(out)), "prev_sample": x})
+        return out
+    if isinstance(out, tuple):
+        return (x, *out[1:])
+    return x
+
+
+def _flow_step(context: Context, sample, t_now: float, t_next: float) -> torch.Tensor:
+    x_vp = sample.to(DTYPE) * context.c(t_now)
+    return context.exact_flow(x_vp, t_now, t_next) / context.c(t_next)
+
+
+def _exact_steps(sch, context, which: Callable[[int, int], bool], tag: str):
+    iface = context.setup.iface
+
+    def replace(self, k, out, sample, timestep):
+        times = self._cf_times
+        if not which(k, len(times)):
+            return out
+        t_now = iface.time(times[k])
+        if k + 1 < len(times):
+            t_next = iface.time(times[k + 1])
+        else:
+            t_next = context.ends.get(self._cf_n, math.nan)
+        if not (math.isfinite(t_next) and t_next < t_now):
+            return out
+        return _with_prev_sample(out, _flow_step(context, sample, t_now, t_next))
+
+    return subclass(sch, tag, _counting(type(sch), replace))
+
+
+def _solver_order(sch, context) -> int:
+    config = _config(sch)
+    for key in ("solver_order", "order"):
+        if isinstance(config.get(key), int):
+            return int(config[key])
+    nominal = context.nominal if context is not None else None
+    return math.ceil(nominal) if nominal is not None and math.isfinite(nominal) else 1
+
+
+def _exact_warm_up(sch, context):
+    if context is None or not context.exact or context.multistage:
+        return None
+    warm = _solver_order(sch, context) - 1
+    if warm < 1:
+        return None
+    return _exact_steps(sch, context, lambda k, n: k < min(warm, n - 1), "exact-warm-up")
+
+
+def _exact_final_step(sch, context):
+    if context is None or not context.exact or context.multistage:
+        return None
+    return _exact_steps(sch, context, lambda k, n: k == n - 1, "exact-final-step")
+
+
+def _solver_order_final(sch, context):
+    config = _config(sch)
+    flips = {k: False for k in ("lower_order_final", "euler_at_final") if config.get(k) is True}
+    if not flips:
+        return None
+    return rebuild(sch, {**config, **flips}, "solver-order-final", {})
+
+
+DDIM_RULE = "num_train_timesteps // self.num_inference_steps"
+
+
+def _next_grid_time(sch, context):
+    base = type(sch)
+    if callable(getattr(base, "previous_timestep", None)):
+
+        def previous_timestep(self, timestep):
+            times = [float(t) for t in self.timesteps]
+            k = min(range(len(times)), key=lambda j: abs(times[j] - float(timestep)))
+            if k + 1 >= len(times):
+                return base.previous_timestep(self, timestep)
+            if isinstance(timestep, torch.Tensor):
+                return torch.as_tensor(times[k + 1], dtype=timestep.dtype)
+            return type(timestep)(times[k + 1])
+
+        return subclass(sch, "next-grid-time", {"previous_timestep": previous_timestep})
+    try:
+        source = inspect.getsource(base.step)
+    except (OSError, TypeError):
+        return None
+    if DDIM_RULE not in source or not hasattr(sch, "_internal_dict"):
+        return None
+
+    def step(self, model_output, timestep, *args, **kwargs):
+        times = [int(t) for t in self.timesteps]
+        k = times.index(int(timestep)) if int(timestep) in times else -1
+        if k < 0 or k + 1 >= len(times):
+            return base.step(self, model_output, timestep, *args, **kwargs)
+        gap = times[k] - times[k + 1]
+        saved = self._internal_dict
+        view = dict(saved)
+        view["num_train_timesteps"] = gap * int(self.num_inference_steps)
+        self._internal_dict = type(saved)(view)
+        try:
+            return base.step(self, model_output, timestep, *args, **kwargs)
+        finally:
+            self._internal_dict = saved
+
+    return subclass(sch, "next-grid-time", {"step": step})
+
+
+def exact_lms_coefficient(sigmas, order: int, t: int, current_order: int) -> float:
+    """The integral from sigmas[t] to sigmas[t + 1] of the Lagrange basis polynomial of node
+    sigmas[t - current_order] on the nodes sigmas[t - k], k < order (k-diffusion's
+    ``linear_multistep_coeff``), in float64 and exactly (the polynomial's antiderivative)."""
+    s = [float(sigmas[t - k]) for k in range(order)]
+    poly = np.polynomial.Polynomial([1.0])
+    for k in range(order):
+        if k != current_order:
+            poly = poly * np.polynomial.Polynomial([-s[k], 1.0]) / (s[current_order] - s[k])
+    anti = poly.integ()
+    return float(anti(float(sigmas[t + 1])) - anti(float(sigmas[t])))
+
+
+def _exact_quadrature(sch, context):
+    if not callable(getattr(type(sch), "get_lms_coefficient", None)):
+        return None
+
+    def get_lms_coefficient(self, order, t, current_order):
+        return exact_lms_coefficient(self.sigmas, order, t, current_order)
+
+    return subclass(sch, "exact-quadrature", {"get_lms_coefficient": get_lms_coefficient})
+
+
+#: Specific causes first, then the probes that only localise a defect (call times, warm-up,
+#: final step): the first probe that removes a finding is the cause the card names.
+PROBES: tuple[Probe, ...] = (
+    Probe(
+        "float64-tables",
+        "float64 tables",
+        "float32 tables (alphas_cumprod, sigmas, lambdas)",
+        _float64_tables,
+    ),
+    Probe("float64-state", "a float64 state", "float32 rounding inside step()", _float64_state),
+    Probe(
+        "next-grid-time",
+        "steps to the grid's next time",
+        "the previous-timestep rule",
+        _next_grid_time,
+    ),
+    Probe(
+        "solver-order-final",
+        "a final step of the solver's own order",
+        "a lower-order final step (lower_order_final / euler_at_final)",
+        _solver_order_final,
+    ),
+    Probe(
+        "exact-quadrature",
+        "exact LMS coefficients",
+        "the numerical quadrature of the LMS coefficients",
+        _exact_quadrature,
+    ),
+    Probe(
+        "exact-call-times",
+        "model outputs at the states' own times",
+        "model calls at times the states are not at",
+        _exact_call_times,
+        retime=True,
+    ),
+    Probe(
+        "exact-warm-up",
+        "exact warm-up steps",
+        "the lower-order warm-up steps of a multistep method",
+        _exact_warm_up,
+        uses_flow=True,
+    ),
+    Probe(
+        "exact-final-step",
+        "the last step by the exact flow",
+        "the last step into the end time",
+        _exact_final_step,
+        uses_flow=True,
+    ),
+)
+BY_NAME = {p.name: p for p in PROBES}
+
+
+def get(name: str) -> Probe:
+    """The probe called ``name`` (ValueError naming the known ones otherwise)."""
+    if name not in BY_NAME:
+        raise ValueError(f"unknown counterfactual {name!r} (known: {', '.join(BY_NAME)})")
+    return BY_NAME[name]
+
+
+def applicable(probes, scheduler_factory, context: Context | None) -> list[Probe]:
+    """The probes that apply to the scheduler ``scheduler_factory()`` builds."""
+    out = []
+    for probe in probes:
+        try:
+            if probe.apply(scheduler_factory(), context) is not None:
+                out.append(probe)
+        except Exception:  # a probe that cannot wrap this class does not apply
+            continue
+    return out
+
+
+def combine(probes, factory, context: Context | None) -> Callable[[], Any]:
+    """A factory of schedulers with every probe of ``probes`` applied (in order)."""
+
+    def make():
+        sch = factory()
+        for probe in probes:
+            out = probe.apply(sch, context)
+            sch = sch if out is None else out
+        return sch
+
+    return make
+
+
+__all__ = [
+    "BY_NAME",
+    "PROBES",
+    "Context",
+    "Probe",
+    "applicable",
+    "combine",
+    "exact_lms_coefficient",
+    "float64_view",
+    "get",
+    "rebuild",
+    "subclass",
+]

@@ -1,0 +1,236 @@
+"""Counterfactual probes name the cause of each planted bug, and no wrong probe does.
+
+``Fake`` extends the audit tests' ``FakeDDIMScheduler`` (test_audit.py) in the shape of a
+diffusers scheduler: a ``previous_timestep()`` method (as DDPMScheduler has), a
+``lower_order_final`` config entry (as the DPM-Solver family has) and, with ``lms_order``, an
+LMS method in sigma_tilde whose coefficients come from ``get_lms_coefficient`` (as
+LMSDiscreteScheduler's). Bugs (``bug=``) are planted where diffusers has each suspect:
+
+- ``"float32-state"``: step() computes on the sample cast to float32 and casts back;
+- ``"prev-rule"``: previous_timestep() returns t - T // N - 1, not the grid's next timestep;
+- ``lower_order_final=True``: the final step of the multistep method is first-order;
+- ``"rectangle-quadrature"``: the LMS coefficients are integrated by the left rectangle rule.
+
+Each bug's audit is explained by every probe that applies; the cause the card names must be
+the probe that removes exactly that bug, and the probes for the other causes must leave the
+finding in place.
+"""
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from test_audit import FakeDDIMScheduler
+
+from odebench.audit import Claim
+from odebench.audit import counterfactual as cf
+from odebench.audit.causes import audit_explained, kind_of
+
+D = torch.float64
+STEPS = [10, 20, 40, 80]
+AB2 = Claim(2, "fake: Adams-Bashforth 2 in sigma_tilde")
+LMS2 = Claim(2, "fake: LMS order 2 in sigma_tilde")
+DDIM = Claim(1, "fake: DDIM")
+
+
+class Fake(FakeDDIMScheduler):
+    """FakeDDIMScheduler with diffusers' places for the four suspects (module docstring)."""
+
+    def __init__(self, lower_order_final=False, lms_order=0, **config):
+        super().__init__(**config)
+        self.lower_order_final, self.lms_order = bool(lower_order_final), int(lms_order)
+        self.config = {**self.config, "lower_order_final": lower_order_final}
+        self.config["lms_order"] = lms_order
+
+    def set_timesteps(self, n: int):
+        super().set_timesteps(n)
+        acp = self.alphas_cumprod[self.timesteps].to(D)
+        self.sigmas = torch.cat([((1 - acp) / acp).sqrt(), torch.zeros(1, dtype=D)])
+        self.derivatives = []
+
+    def _index(self, t) -> int:
+        return int((self.timesteps == int(t)).nonzero()[0])
+
+    def previous_timestep(self, timestep):
+        if self.bug == "prev-rule":
+            return max(int(timestep) - self.T // self.n - 1, -1)
+        k = self._index(timestep)
+        return int(self.timesteps[k + 1]) if k + 1 < len(self.timesteps) else -1
+
+    def get_lms_coefficient(self, order, t, current_order):
+        def basis(tau):
+            prod = 1.0
+            for k in range(order):
+                if k != current_order:
+                    s_k = float(self.sigmas[t - k])
+                    prod *= (tau - s_k) / (float(self.sigmas[t - current_order]) - s_k)
+            return prod
+
+        a, b = float(self.sigmas[t]), float(self.sigmas[t + 1])
+        if self.bug == "rectangle-quadrature":
+            return (b - a) * basis(a)
+        nodes, weights = np.polynomial.legendre.leggauss(4)  # exact for these degrees
+        mid, half = (a + b) / 2, (b - a) / 2
+        return half * float(
+            sum(w * basis(mid + half * x) for x, w in zip(nodes, weights, strict=True))
+        )
+
+    def step(self, eps, t, x):
+        dtype = x.dtype
+        if self.bug == "float32-state":
+            x = x.to(torch.float32)
+        k = self._index(t)
+        last = k + 1 == len(self.timesteps)
+        a, a_prev = self._abar(int(t)), self._abar(self.previous_timestep(t))
+        s, s_prev = ((1 - a) / a).sqrt(), ((1 - a_prev) / a_prev).sqrt()
+        if self.lms_order:
+            self.derivatives.append(eps)
+            order = min(k + 1, self.lms_order)
+            coeffs = [self.get_lms_coefficient(order, k, j) for j in range(order)]
+            rev = reversed(self.derivatives[-order:])
+            x_tilde = x / a.sqrt() + sum(c * d for c, d in zip(coeffs, rev, strict=True))
+        else:
+            e = eps
+            if self.multistep and self.history and not (last and self.lower_order_final):
+                e_old, s_old = self.history[-1]
+                e = eps + (s_prev - s) / (2 * (s - s_old)) * (eps - e_old)
+            self.history.append((eps, s))
+            x_tilde = x / a.sqrt() + (s_prev - s) * e
+        return SimpleNamespace(prev_sample=(x_tilde * a_prev.sqrt()).to(dtype))
+
+
+def explained(claim, probes=cf.PROBES, **config):
+    return audit_explained(
+        Fake, config, probes, steps=STEPS, n_samples=4, claim=claim, probe_steps=20
+    )
+
+
+def causes(report, kind: str) -> list:
+    return [c for c in report.extra["causes"] if c.kind.name == kind]
+
+
+def removers(cause) -> set[str]:
+    return {a.name for a in cause.removed_by}
+
+
+def test_probes_apply_only_where_their_cause_can_be():
+    fake = Fake.from_config({"multistep": True})
+    ctx = cf.Context(setup=None)
+    assert cf.get("float64-tables").apply(fake, ctx) is None  # its tables are float64
+    assert cf.get("solver-order-final").apply(Fake.from_config({}), ctx) is None
+    assert cf.get("exact-call-times").apply(Fake.from_config({}), ctx) is None  # no gaps
+    assert cf.get("exact-quadrature").apply(FakeDDIMScheduler.from_config({}), ctx) is None
+    assert cf.get("next-grid-time").apply(FakeDDIMScheduler.from_config({}), ctx) is None
+    flipped = cf.get("solver-order-final").apply(Fake.from_config({"lower_order_final": True}))
+    assert flipped.lower_order_final is False and isinstance(flipped, Fake)
+    with pytest.raises(ValueError, match="unknown counterfactual 'nope'"):
+        cf.get("nope")
+
+
+def test_exact_lms_coefficient_integrates_the_lagrange_basis():
+    """The coefficients of three nodes integrate 1, tau and tau^2 exactly over the step."""
+    sig = [3.0, 2.0, 1.2, 0.7]  # nodes sigmas[t - k] for t = 2, then sigmas[t + 1]
+    c = [cf.exact_lms_coefficient(sig, 3, 2, j) for j in range(3)]
+    nodes = [sig[2], sig[1], sig[0]]
+    for p in range(3):
+        exact = (sig[3] ** (p + 1) - sig[2] ** (p + 1)) / (p + 1)
+        assert abs(sum(cj * x**p for cj, x in zip(c, nodes, strict=True)) - exact) < 1e-13
+
+
+def test_float64_view_keeps_a_float64_state_and_restores_the_module():
+    import test_audit_counterfactual as me
+
+    fake = cf.get("float64-state").apply(Fake.from_config({"bug": "float32-state"}))
+    fake.set_timesteps(10)
+    x = torch.full((2, 2), 1.0 + 1e-12, dtype=D)
+    out = fake.step(torch.zeros_like(x), fake.timesteps[0], x).prev_sample
+    assert out.dtype == D and me.torch is torch  # the view is gone after the call
+    ref = Fake.from_config({})
+    ref.set_timesteps(10)
+    assert torch.equal(out, ref.step(torch.zeros_like(x), ref.timesteps[0], x).prev_sample)
+
+
+@pytest.fixture(scope="module")
+def float32_state():
+    return explained(DDIM, bug="float32-state")
+
+
+@pytest.fixture(scope="module")
+def prev_rule():
+    return explained(DDIM, bug="prev-rule")
+
+
+@pytest.fixture(scope="module")
+def low_order_final():
+    return explained(AB2, multistep=True, lower_order_final=True)
+
+
+@pytest.fixture(scope="module")
+def quadrature():
+    return explained(LMS2, lms_order=2, bug="rectangle-quadrature")
+
+
+def test_float32_state_is_removed_by_the_float64_state_only(float32_state):
+    (cause,) = causes(float32_state, "float32 state")
+    assert removers(cause) == {"float64-state"}
+    finding = next(f for f in float32_state.findings if f.startswith("float32 state"))
+    assert "with a float64 state: float32 rounding inside step()" in finding
+    assert "-> " in finding and cause.before > 1e-2
+
+
+def assert_named(report, kinds, right: str, phrase: str, localises=()):
+    """Every finding of ``kinds`` is removed by ``right`` first, by no other probe but the
+    ``localises`` ones, and the card names its cause with ``phrase``."""
+    found = [c for k in kinds for c in causes(report, k)]
+    assert found
+    for cause in found:
+        assert cause.removed_by and cause.removed_by[0].name == right, cause.text()
+        assert removers(cause) <= {right, *localises}, cause.text()
+    assert any(phrase in f for f in report.findings)
+
+
+def test_wrong_previous_timestep_rule_is_removed_by_the_grid_rule_only(prev_rule):
+    kinds = ("time gap", "order", "floor")
+    assert_named(prev_rule, kinds, "next-grid-time", "the previous-timestep rule")
+
+
+def test_low_order_final_step_is_removed_by_the_solver_order_final(low_order_final):
+    # the exact last step removes it too: it localises the defect; the card names the
+    # config switch that is its cause
+    kinds = ("final step", "order")
+    phrase = "lower-order final step"
+    assert_named(low_order_final, kinds, "solver-order-final", phrase, ["exact-final-step"])
+
+
+def test_inexact_quadrature_is_removed_by_exact_coefficients_only(quadrature):
+    assert_named(quadrature, ("order", "floor"), "exact-quadrature", "numerical quadrature")
+
+
+def test_every_probe_that_applies_was_tried_and_is_on_the_card(prev_rule, quadrature):
+    tried = dict(prev_rule.lines)["counterfactuals"]
+    assert "next-grid-time" in tried and "float64-state" in tried
+    assert "not applicable: float64-tables" in tried
+    assert "exact-quadrature" in dict(quadrature.lines)["counterfactuals"]
+
+
+def test_a_finding_no_probe_removes_says_what_was_tried():
+    """A DDIM on a first-order claim of order 3: no probe lifts it, and the card says so with
+    every probe's number and the combination of all of them."""
+    tried = [cf.get("float64-state"), cf.get("exact-final-step")]
+    report = explained(Claim(3, "fake: claims 3"), tried)
+    (cause,) = causes(report, "order")
+    assert not cause.removed_by
+    text = cause.text()
+    assert text.startswith("none of the probes removes it (order 0.9")
+    assert "float64-state 0.9" in text and " + " in text  # the combination was tried
+    assert all(math.isfinite(v) for _, v in cause.numbers)
+
+
+def test_kinds_of_findings():
+    assert kind_of("error floor 1.2e-04 at the finest N (x)").name == "floor"
+    assert kind_of("does not converge: error 9.2e-04 at N=700").name == "floor"
+    assert kind_of("order 1.27 below nominal 2 (y)").name == "order"
+    assert kind_of("final step: its local error has order 1.51").name == "final step"
+    assert kind_of("start scale: noise * init_noise_sigma") is None
