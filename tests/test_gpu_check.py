@@ -1,26 +1,123 @@
-"""scripts/gpu_check.py runs end to end on the CPU with --small (same code paths as on a GPU)."""
+"""scripts/gpu_check.py runs end to end on the CPU with --small (same code paths as on a GPU),
+and what it reports is sane: the orders near the declared ones, the time shares fractions,
+the evaluations accounted for."""
 
 import json
+import math
+import re
 
+import pandas as pd
 import pytest
 from _helpers import load_script
+
+import odebench as ob
 
 pytest.importorskip("diffusers")
 
 
-def test_gpu_check_small_on_cpu(tmp_path, capsys):
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    """One --small run on the CPU: (the script module, its JSON report, its folder)."""
+    out = tmp_path_factory.mktemp("gpu_check")
     gpu_check = load_script("gpu_check")
-    assert gpu_check.main(["--small", "--device", "cpu", "--out", str(tmp_path)]) == 0
-    report = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert gpu_check.main(["--small", "--device", "cpu", "--out", str(out)]) == 0
+    report = json.loads((out / "gpu_check.json").read_text())
+    return gpu_check, report, out
+
+
+def test_solver_timings(small_run):
+    gpu_check, report, _ = small_run
     names = [r["solver"] for r in report["unet_timings"]]
     assert names[:-1] == gpu_check.SOLVERS and names[-1] == "diffusers DDIMScheduler"
+    assert {"dpm-solver++-2m", "unipc-2-bh2"} <= set(names)  # every family of issue 16
     assert all(r["finite"] and r["ms_per_nfe"] > 0 for r in report["unet_timings"])
     ddim = report["unet_timings"][0]
     assert ddim["nfe"] == ddim["steps"]
-    assert {"orders-gmm-2d-mlp", "norms-gmm-64d-mlp"} <= set(report["studies"])
-    orders = report["studies"]["orders-gmm-2d-mlp"]["summary"]
-    assert {r["solver"] for r in orders} == {"ddim", "s-pndm", "f-pndm", "fon"}
-    assert "ms/NFE" in capsys.readouterr().out
+    assert all(r["finite"] for r in report["digits"])
+
+
+def test_report_structure_and_log(small_run):
+    _, report, out = small_run
+    assert report["small"] is True and report["device"] == "cpu"
+    commit = report["source"]["commit"]
+    assert commit is None or re.fullmatch(r"[0-9a-f]{40}", commit)
+    assert set(report["network_studies"]) == {"orders", "quality"}
+    assert set(report["part_seconds"]) == {"unet_timings", "digits", "orders", "quality"}
+    assert all(s > 0 for s in report["part_seconds"].values())
+    assert report["total_seconds"] >= sum(report["part_seconds"].values())
+    log = (out / "gpu_check.log").read_text()
+    assert "ms/NFE" in log and "wall time in the network" in log
+    for r in report["network_studies"].values():
+        name = f"{r['kind']}-{r['network']}"
+        assert (out / f"{name}.csv").exists() and (out / f"{name}_summary.csv").exists()
+        assert f"{r['kind']} of {r['network']}" in log
+
+
+@pytest.mark.parametrize("what", ["orders", "quality"])
+def test_network_time_is_accounted_for(small_run, what):
+    _, report, _ = small_run
+    r = report["network_studies"][what]
+    assert r["network"] == "gmm-2d-mlp" and r["problem"] == "gmm-2d"
+    assert 0.0 < r["network_seconds"] <= r["seconds"]
+    assert 0.0 < r["network_share"] <= 1.0
+    assert math.isclose(r["network_share"], r["network_seconds"] / r["seconds"])
+    assert 0.0 < r["reference_seconds"] < r["network_seconds"]
+    assert r["reference_calls"] > 0 and r["solver_calls"] > 0
+    assert r["network_calls"] == r["reference_calls"] + r["solver_calls"]
+    assert r["network_rows"] == r["network_calls"] * r["config"]["n_samples"]
+    # on the CPU backend="auto" integrates with scipy; on a GPU it must say "torch"
+    assert r["reference_backend"] == "scipy"
+    # the calls attributed to the solvers are exactly the NFE the study rows report
+    rows = pd.DataFrame(r["rows"]).drop_duplicates(["solver", "steps"])
+    assert r["solver_calls"] == int(rows["nfe"].sum())
+    share = report["network_share"]
+    assert 0.0 < share <= 1.0
+
+
+def test_orders_near_the_declared_ones(small_run):
+    _, report, _ = small_run
+    summary = report["network_studies"]["orders"]["summary"]
+    assert [row["solver"] for row in summary] == ["ddim", "s-pndm", "dpm-solver++-2m"]
+    for row in summary:
+        assert row["declared"] == ob.solvers.get(row["solver"]).order
+        assert math.isfinite(row["measured"]), row
+        assert abs(row["measured"] - row["declared"]) < 0.25, row
+        assert row["ci_low"] <= row["declared"] <= row["ci_high"], row
+        assert row["verdict"] == "as declared"
+    rows = report["network_studies"]["orders"]["rows"]
+    assert all(r["reliable"] and 0 < r["ref_accuracy"] < 1e-5 for r in rows)
+
+
+def test_quality_is_finite_and_paired_errors_shrink(small_run):
+    _, report, _ = small_run
+    r = report["network_studies"]["quality"]
+    rows = pd.DataFrame(r["rows"])
+    assert set(rows["metric"]) == {"frechet", "sliced_w2", "mmd"}
+    for column in ("value", "se", "floor", "excess", "paired", "paired_se"):
+        assert rows[column].map(math.isfinite).all(), column
+    assert (rows["floor"] > 0).all()
+    # the paired difference to the reference's exact-ODE samples shrinks as the steps grow:
+    # the solver's samples converge to the reference's
+    for (solver, metric), g in rows.groupby(["solver", "metric"]):
+        g = g.sort_values("steps")
+        assert g["paired_se"].iloc[-1] < g["paired_se"].iloc[0], (solver, metric)
+    summary = pd.DataFrame(r["summary"])
+    assert set(summary["solver"]) == {"ddim", "f-pndm"}
+    assert summary["match_nfe"].notna().all()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--network", "no-such-net"], "no shipped network"),
+        (["--batch", "0"], "--batch must be positive"),
+        (["--device", "nonsense"], "unknown device"),
+    ],
+)
+def test_gpu_check_refuses_bad_options(tmp_path, capsys, argv, message):
+    gpu_check = load_script("gpu_check")
+    assert gpu_check.main([*argv, "--small", "--out", str(tmp_path)]) == 2
+    assert message in capsys.readouterr().err
 
 
 def test_gpu_check_refuses_a_missing_gpu(tmp_path, capsys):
