@@ -66,3 +66,27 @@ def test_restores_the_class_even_on_error():
 
 def test_share_of_no_wall_time_is_nan():
     assert NetworkTime().share(0.0) != NetworkTime().share(0.0)
+
+
+@pytest.mark.parametrize("backend", ["scipy", "torch"])
+def test_tells_the_reference_and_its_integrator_apart(backend):
+    """What gpu_check reports as the reference's evaluations and integrator: every evaluation
+    of a reference passes through odebench.reference, and through odebench.integrate exactly
+    when the torch backend (the one ``auto`` picks on a GPU) integrates."""
+    import odebench as ob
+    from odebench.reference import reference
+
+    torch.set_num_threads(1)
+    sched = ob.schedules.get("linear")
+    prob = ob.problems.get("gmm-2d", sched)
+    net = ob.models.load("gmm-2d-mlp", dtype=torch.float64)
+    x_T = prob.sample_marginal(4, 1.0, torch.Generator().manual_seed(0))
+    times = torch.tensor([1.0, 0.5, 0.1], dtype=torch.float64)
+    callers = {"reference": "odebench.reference", "torch integrator": "odebench.integrate"}
+    with timed_networks(callers) as clock:
+        ref = reference(prob, sched, x_T, times, tol=1e-6, model=net, backend=backend)
+        ob.solve("ddim", net, sched, x_T, times)
+    assert clock.calls_of("reference") == ref.nfe > 0
+    assert clock.calls == ref.nfe + 2  # the DDIM solve's two evaluations are the solver's
+    expected = ref.nfe if backend == "torch" else 0
+    assert clock.calls_of("torch integrator") == expected
