@@ -88,23 +88,48 @@ def measure_order(
     spacing: str = "uniform",
     n_samples: int = 16,
     seed: int = 0,
+    model: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    x_T: torch.Tensor | None = None,
+    ref_tol: float | None = None,
 ) -> OrderFit:
-    """The fitted global order of ``sampler`` (see the module docstring)."""
+    """The fitted global order of ``sampler`` (see the module docstring).
+
+    With ``model`` (an eps model such as a ``NetworkModel``: your own network) the sampler
+    runs on that model from the start states ``x_T`` (required: e.g. ``torch.randn(8, 4, 32,
+    32, dtype=torch.float64)`` for a VP model at t = 1) and the reference is an adaptive solve
+    of the model's own probability-flow ODE to ``ref_tol`` (default 1e-10; run the network in
+    float64, or the reference cannot get there). ``schedule`` defaults to the model's own.
+    """
     if _is_scheduler(sampler):
+        if model is not None:
+            raise ValueError(
+                "a diffusers scheduler is measured on odebench's problems only; measure its "
+                "odebench family (the audit names it) on your model"
+            )
         return _scheduler_order(sampler, problem, steps, to_data, n_samples, seed)
     solver = as_solver(sampler)
-    sched = schedules.get(schedule)
-    prob = problems.get(problem, sched)
-    t_max = start_time(sched, 1.0)
-    t_end = 0.0 if to_data else float(t_min)
     if len(steps) < 3:
         raise ValueError(f"an order needs at least 3 step counts, got {list(steps)}")
-    x_T = prob.sample_marginal(n_samples, t_max, torch.Generator().manual_seed(seed)).to(DTYPE)
+    t_end = 0.0 if to_data else float(t_min)
+    if model is None:
+        sched = schedules.get(schedule)
+        prob = problems.get(problem, sched)
+        t_max = start_time(sched, 1.0)
+        gen = torch.Generator().manual_seed(seed)
+        x_T = prob.sample_marginal(n_samples, t_max, gen).to(DTYPE)
+        eps, tol = prob.eps, 1e-12 if ref_tol is None else ref_tol
+    else:
+        if not isinstance(x_T, torch.Tensor) or not x_T.is_floating_point():
+            raise ValueError("model= needs x_T=, the start states (a floating-point tensor)")
+        own = getattr(model, "schedule", None)
+        sched = own if own is not None and schedule == "linear" else schedules.get(schedule)
+        prob, eps, tol = None, model, 1e-10 if ref_tol is None else ref_tol
+        t_max = start_time(sched, 1.0)
     grids = convergence.ladder_grids(list(steps), spacing, t_max, t_end, sched)
-    ref = convergence.global_reference(prob, sched, x_T, grids, tol=1e-12)
+    ref = convergence.global_reference(prob, sched, x_T, grids, tol=tol, model=model)
     h, err = [], []
     for n, ts in grids.items():
-        sol = solve(solver, prob.eps, sched, x_T, ts)
+        sol = solve(solver, eps, sched, x_T, ts)
         h.append((t_max - t_end) / n)
         err.append(rms_error(sol.x, ref.at(float(ts[-1]))))
     return fit_order(h, err)
