@@ -197,11 +197,12 @@ def test_wrong_previous_timestep_rule_is_removed_by_the_grid_rule_only(prev_rule
 
 
 def test_low_order_final_step_is_removed_by_the_solver_order_final(low_order_final):
-    # the exact last step removes it too: it localises the defect; the card names the
+    # the exact last step(s) remove it too: they localise the defect; the card names the
     # config switch that is its cause
     kinds = ("final step", "order")
     phrase = "lower-order final step"
-    assert_named(low_order_final, kinds, "solver-order-final", phrase, ["exact-final-step"])
+    tail = ["exact-final-step", "exact-last-steps"]
+    assert_named(low_order_final, kinds, "solver-order-final", phrase, tail)
 
 
 def test_inexact_quadrature_is_removed_by_exact_coefficients_only(quadrature):
@@ -234,3 +235,23 @@ def test_kinds_of_findings():
     assert kind_of("order 1.27 below nominal 2 (y)").name == "order"
     assert kind_of("final step: its local error has order 1.51").name == "final step"
     assert kind_of("start scale: noise * init_noise_sigma") is None
+
+
+def test_exact_steps_stack_and_step_by_the_exact_flow():
+    """Warm-up and final step by the exact flow at once (each probe counts its own steps):
+    the state after the first step and the output are the exact flow of the states they
+    start from."""
+    from odebench.audit.adapters import drive
+    from odebench.audit.measure import prepare
+
+    prep = prepare(Fake, {"multistep": True}, "gaussian-lowrank", "ddpm-linear-1000", 4, 0, AB2)
+    s = prep.setup
+    ctx = cf.Context(setup=s, nominal=2.0, ends={10: 0.0})
+    both = cf.combine([cf.get("exact-warm-up"), cf.get("exact-final-step")], prep.factory, ctx)
+    run = drive(both, 10, s.start, s.model, s.T, interface=s.iface)
+    plain = drive(prep.factory, 10, s.start, s.model, s.T, interface=s.iface)
+    t1, t_last = run.calls[1].t, run.calls[-1].t
+    assert torch.allclose(run.inputs[1], s.flow(run.x_start, 1.0, t1), atol=1e-12)
+    assert torch.allclose(run.x_vp, s.flow(run.inputs[-1], t_last, 0.0), atol=1e-12)
+    assert float((run.inputs[1] - plain.inputs[1]).abs().max()) > 1e-5  # Euler is not exact
+    assert float((run.x_vp - plain.x_vp).abs().max()) > 1e-4

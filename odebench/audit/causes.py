@@ -4,8 +4,10 @@ much.
 
 A finding is *removed* by a probe when the probe's own report card no longer has a finding of
 that kind (the same rules: :func:`.report.build_report`) and its number moved the right way:
-an error floor or a growing error at least ``REMOVED`` times smaller at the finest N, an
-order within 0.3 of the nominal one, a float32 state linear again. Where no single probe
+an order within 0.3 of the nominal one; any other number (an error floor or a growing error
+at the finest N, a final step's defect, a time gap, a nonlinearity, a table's deviation) at
+least ``REMOVED`` times smaller, or, for a floor, the order as declared; never when the run's
+error at the finest N got 3 times worse. Where no single probe
 removes a finding, all applicable probes are tried together; the card then names the
 combination, or says that none of them removes it, each with its numbers.
 
@@ -43,7 +45,6 @@ class Kind:
     match: Callable[[str], bool]
     value: Callable[[AuditReport], float]
     label: str
-    lower_is_better: bool = True
 
 
 def _max_gap(rep: AuditReport) -> float:
@@ -88,14 +89,12 @@ KINDS: tuple[Kind, ...] = (
         lambda f: f.startswith("order inconclusive") or ("below nominal" in f),
         _slope("ode"),
         "order",
-        lower_is_better=False,
     ),
     Kind(
         "final step",
         lambda f: f.startswith("final step:"),
-        _slope("final_defect"),
-        "final step's local order",
-        lower_is_better=False,
+        lambda r: _finest(r.rows, "final_defect"),
+        "final step's defect at the finest N",
     ),
 )
 
@@ -137,7 +136,7 @@ class Cause:
             after = dict((a.name, v) for a, v in self.numbers)[best.name]
             what = " and ".join(p.change for p in best.probes)
             why = "; ".join(p.cause for p in best.probes)
-            also = [a.name for a in self.removed_by[1:]]
+            also = [a.name for a in self.removed_by[1:] if len(a.probes) == 1]
             tail = f"; also removed by {', '.join(also)}" if also else ""
             return f"{k.label} {_num(self.before)} -> {_num(after)} with {what}: {why}{tail}"
         tried = ", ".join(f"{a.name} {_num(v)}" for a, v in self.numbers)
@@ -158,14 +157,16 @@ def removes(kind: Kind, before: AuditReport, after: AuditReport) -> bool:
     if any(kind.match(f) for f in after.findings):
         return False
     b, a = kind.value(before), kind.value(after)
-    if kind.name == "floor":  # gone: much smaller, or converging as declared
-        return _finite(a) and _finite(b) and (a * REMOVED <= b or _as_declared(after))
     if kind.name == "order":
         nominal = after.facts.get("nominal")
         return _finite(a) and _finite(nominal) and a >= float(nominal) - 0.3
     e_b, e_a = _finest_error(before), _finest_error(after)
-    # the finding went, but not if the run got worse
-    return not (_finite(e_b) and _finite(e_a) and e_a > 3.0 * e_b)
+    if _finite(e_b) and _finite(e_a) and e_a > 3.0 * e_b:
+        return False  # the finding went, but the run got worse
+    if not (_finite(a) and _finite(b)):
+        return False
+    # its number REMOVED times smaller; an error floor may also give way to the order
+    return a * REMOVED <= b or (kind.name == "floor" and _as_declared(after))
 
 
 def _as_declared(rep: AuditReport) -> bool:

@@ -25,7 +25,9 @@ and says which one made a finding go away.
   with epsrel 1e-4 on a float32 integrand in diffusers) integrated exactly in float64 (the
   Lagrange basis polynomial's antiderivative).
 - ``exact-final-step``: the last step replaced by the exact flow from the state entering it
-  to the end time the audit measured.
+  to the end time the audit measured; ``exact-last-steps``: every step from a state at
+  t <= 0.1 (where the audit reads the interior order), so the run's error is the error at
+  t = 0.1 carried exactly to the end.
 
 Probes that need the problem (the exact flow, the measured end times, the state's times)
 read them from a :class:`Context`.
@@ -215,20 +217,22 @@ def _exact_call_times(sch, context):
     return sch  # the model's times change, not the scheduler: see causes.retimed
 
 
-def _counting(base: type, replace: Callable) -> dict[str, Any]:
-    """set_timesteps / step overrides that count steps and let ``replace(self, k, out,
-    sample, timestep)`` rewrite the k-th step's output."""
+def _counting(base: type, replace: Callable, tag: str) -> dict[str, Any]:
+    """set_timesteps / step overrides that count steps and let ``replace(self, k, n, out,
+    sample)`` rewrite the k-th step's output (n: the N of set_timesteps). The count is kept
+    under ``tag``, so probes of this kind stack."""
+    key = f"_cf_{tag}"
 
     def set_timesteps(self, n, *args, **kwargs):
         base.set_timesteps(self, n, *args, **kwargs)
-        self._cf_n, self._cf_k = int(n), 0
-        self._cf_times = list(self.timesteps)
+        self.__dict__[key] = [int(n), 0, list(self.timesteps)]
 
     def step(self, model_output, timestep, sample, *args, **kwargs):
         out = base.step(self, model_output, timestep, sample, *args, **kwargs)
-        k = self._cf_k
-        self._cf_k += 1
-        return replace(self, k, out, sample, timestep)
+        state = self.__dict__[key]
+        k = state[1]
+        state[1] += 1
+        return replace(state[2], k, state[0], out, sample)
 
     return {"set_timesteps": set_timesteps, "step": step}
 
@@ -250,23 +254,22 @@ def _flow_step(context: Context, sample, t_now: float, t_next: float) -> torch.T
     return context.exact_flow(x_vp, t_now, t_next) / context.c(t_next)
 
 
-def _exact_steps(sch, context, which: Callable[[int, int], bool], tag: str):
+def _exact_steps(sch, context, which: Callable[[int, int, float], bool], tag: str):
+    """``sch`` with the steps ``which(k, n_steps, t_k)`` selects replaced by the exact flow
+    from the state's time t_k to the next call's time (the measured end time after the last
+    call); the scheduler still sees its model outputs."""
     iface = context.setup.iface
 
-    def replace(self, k, out, sample, timestep):
-        times = self._cf_times
-        if not which(k, len(times)):
-            return out
+    def replace(times, k, n, out, sample):
         t_now = iface.time(times[k])
-        if k + 1 < len(times):
-            t_next = iface.time(times[k + 1])
-        else:
-            t_next = context.ends.get(self._cf_n, math.nan)
+        if not which(k, len(times), t_now):
+            return out
+        t_next = iface.time(times[k + 1]) if k + 1 < len(times) else context.ends.get(n, math.nan)
         if not (math.isfinite(t_next) and t_next < t_now):
             return out
         return _with_prev_sample(out, _flow_step(context, sample, t_now, t_next))
 
-    return subclass(sch, tag, _counting(type(sch), replace))
+    return subclass(sch, tag, _counting(type(sch), replace, tag))
 
 
 def _solver_order(sch, context) -> int:
@@ -284,13 +287,22 @@ def _exact_warm_up(sch, context):
     warm = _solver_order(sch, context) - 1
     if warm < 1:
         return None
-    return _exact_steps(sch, context, lambda k, n: k < min(warm, n - 1), "exact-warm-up")
+    return _exact_steps(sch, context, lambda k, n, t: k < min(warm, n - 1), "exact-warm-up")
 
 
 def _exact_final_step(sch, context):
     if context is None or not context.exact or context.multistage:
         return None
-    return _exact_steps(sch, context, lambda k, n: k == n - 1, "exact-final-step")
+    return _exact_steps(sch, context, lambda k, n, t: k == n - 1, "exact-final-step")
+
+
+TAIL = 0.1  # the audit reads the order at t = 0.1 (measure.MID): the tail is what follows
+
+
+def _exact_last_steps(sch, context):
+    if context is None or not context.exact or context.multistage:
+        return None
+    return _exact_steps(sch, context, lambda k, n, t: t <= TAIL, "exact-last-steps")
 
 
 def _solver_order_final(sch, context):
@@ -413,6 +425,13 @@ PROBES: tuple[Probe, ...] = (
         "the last step by the exact flow",
         "the last step into the end time",
         _exact_final_step,
+        uses_flow=True,
+    ),
+    Probe(
+        "exact-last-steps",
+        f"every step below t = {TAIL:g} by the exact flow",
+        f"the last steps into the end time (below t = {TAIL:g})",
+        _exact_last_steps,
         uses_flow=True,
     ),
 )
