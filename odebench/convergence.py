@@ -75,12 +75,18 @@ def global_errors(
     grids: dict[int, torch.Tensor],
     ref: Reference,
 ) -> list[dict]:
-    """One row per step count: errors of ``solver`` on each grid against ``ref``."""
+    """One row per step count: errors of ``solver`` on each grid against ``ref``.
+
+    A run where some samples diverged measures as inf (``metrics.errors``: a diverged sample
+    is an unstable solver, not one to leave out of an order fit); its row says when the first
+    diverged (``diverged_step``, ``diverged_t``) and how many did (``diverged_samples``, a
+    column only where some run diverged, so tables of finite runs keep their columns)."""
     rows = []
     for n, ts in grids.items():
         sol = solve(solver, eps, schedule, x_T, ts, trajectory=True)
         ref_path = torch.stack([ref.at(t) for t in ts])
         err = rms_error(sol.x, ref.at(ts[-1]))
+        count = {"diverged_samples": sol.diverged.count} if sol.diverged else {}
         rows.append(
             {
                 "steps": n,
@@ -93,6 +99,7 @@ def global_errors(
                 "reliable": bool(ref.reliable(err, ts[-1])) if err == err else False,
                 "diverged_step": sol.diverged.step if sol.diverged else None,
                 "diverged_t": sol.diverged.t_to if sol.diverged else None,
+                **count,
             }
         )
     return rows
@@ -142,9 +149,7 @@ def local_times(plan: dict[float, list[float]], t_max: float) -> torch.Tensor:
 LADDER_TAIL = 16
 
 
-def ladder(
-    solver: Solver, t0: float, h: float, T: int | None = None
-) -> tuple[torch.Tensor, int]:
+def ladder(solver: Solver, t0: float, h: float, T: int | None = None) -> tuple[torch.Tensor, int]:
     """The grid for one step of size h from t0: the solver's history nodes above t0 at
     spacing h, t0, t0 - h, then up to ``LADDER_TAIL`` nodes spread evenly over (0, t0 - h)
     (on a T-step table: its distinct integer steps there); and the index of t0 in it."""

@@ -7,6 +7,7 @@ step count is fixed by the PNDM authors' integer rule (see below).
 from __future__ import annotations
 
 import math
+import reprlib
 
 import torch
 
@@ -154,29 +155,53 @@ def _pndm_grid(steps: int, T: int, t_max, t_min) -> torch.Tensor:
     return ts
 
 
-def check_grid(ts: torch.Tensor, schedule: Schedule | None = None) -> torch.Tensor:
-    """Raise ValueError unless ``ts`` is a 1-D, finite, strictly decreasing grid inside [0, 1]
-    (and inside the schedule's domain when one is given)."""
-    if not isinstance(ts, torch.Tensor):
-        ts = torch.as_tensor(ts, dtype=DTYPE)
-    if ts.ndim != 1 or ts.numel() < 2:
+def check_grid(
+    ts, schedule: Schedule | None = None, *, name: str = "ts", min_points: int = 2
+) -> torch.Tensor:
+    """``ts`` as a float64 tensor; raise ValueError (naming the argument ``name``) unless it
+    is a 1-D, finite, strictly decreasing grid of numbers (at least ``min_points``) inside
+    [0, 1] (and inside the schedule's domain when one is given)."""
+    ts = _as_times(ts, name)
+    if ts.ndim != 1 or ts.numel() < min_points:
         raise ValueError(
-            f"a time grid must be 1-D with at least 2 points, got shape {tuple(ts.shape)}"
+            f"{name}: a time grid must be 1-D with at least {min_points} point"
+            f"{'s' if min_points > 1 else ''}, got shape {tuple(ts.shape)}"
         )
-    if not bool(torch.isfinite(ts).all()):
-        raise ValueError("a time grid must be finite")
+    finite = torch.isfinite(ts)
+    if not bool(finite.all()):
+        k = int(torch.nonzero(~finite)[0])
+        raise ValueError(f"{name}: a time grid must be finite, got {float(ts[k])} at index {k}")
     diffs = ts[1:] - ts[:-1]
     if not bool((diffs < 0).all()):
         k = int(torch.nonzero(diffs >= 0)[0])
         raise ValueError(
-            f"a time grid must be strictly decreasing (sampling runs from t_max to t_min); "
-            f"t[{k}] = {float(ts[k]):g} is followed by t[{k + 1}] = {float(ts[k + 1]):g}"
+            f"{name}: a time grid must be strictly decreasing (sampling runs from t_max to "
+            f"t_min); t[{k}] = {float(ts[k]):g} is followed by t[{k + 1}] = {float(ts[k + 1]):g}"
         )
     lo, hi = (schedule.t_lo, schedule.t_hi) if schedule is not None else (0.0, 1.0)
     if float(ts[-1]) < lo or float(ts[0]) > hi:
         where = f"schedule {schedule.name!r}" if schedule is not None else "[0, 1]"
         raise ValueError(
-            f"time grid [{float(ts[-1]):g}, {float(ts[0]):g}] leaves the domain of {where}: "
-            f"[{lo:g}, {hi:g}]"
+            f"{name}: time grid [{float(ts[-1]):g}, {float(ts[0]):g}] leaves the domain of "
+            f"{where}: [{lo:g}, {hi:g}]"
         )
     return ts.to(DTYPE)
+
+
+def _as_times(ts, name: str) -> torch.Tensor:
+    """A real tensor from a tensor, array or sequence of numbers; ValueError otherwise (a
+    string, a list of non-numbers, a boolean or complex tensor)."""
+    if isinstance(ts, str | bytes):
+        raise ValueError(
+            f"{name}: a time grid must be a sequence of numbers, got the string {reprlib.repr(ts)}"
+        )
+    if not isinstance(ts, torch.Tensor):
+        try:
+            ts = torch.as_tensor(ts, dtype=DTYPE)
+        except (TypeError, ValueError, RuntimeError):
+            raise ValueError(
+                f"{name}: a time grid must be a sequence of numbers, got {reprlib.repr(ts)}"
+            ) from None
+    if ts.dtype == torch.bool or ts.is_complex():
+        raise ValueError(f"{name}: a time grid must hold real numbers, got dtype {ts.dtype}")
+    return ts

@@ -32,6 +32,7 @@ second solve is DOP853 at a tenfold tighter tolerance.
 from __future__ import annotations
 
 import math
+import reprlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,6 +47,7 @@ from .metrics import rms_error
 from .schedules import Schedule
 from .solvers import solve
 from .solvers.pf import AdaptiveReference
+from .solvers.solve import check_start
 
 RELIABILITY_FACTOR = 100.0
 BACKENDS = ("auto", "scipy", "torch")
@@ -104,8 +106,11 @@ def reference(
     (``"auto"``, ``"scipy"``, ``"torch"``) picks the integrator of the adaptive solves (module
     docstring); the states come back on x_T's device and in its dtype either way.
     """
+    check_start(x_T, "x_T")
+    times = check_grid(times, schedule, name="times", min_points=1)
+    if isinstance(tol, bool) or not isinstance(tol, int | float) or not 0 < tol < 1:
+        raise ValueError(f"tol must be a number in (0, 1), got {tol!r}")
     device = _backend_device(backend, model, x_T)
-    times = times.to(DTYPE)
     flow = getattr(problem, "flow", None) if model is None else None
     if flow is None and float(schedule.alpha(times[0])) == 0.0:
         return _from_pure_noise(problem, schedule, x_T, times, tol, model, device)
@@ -162,7 +167,10 @@ def _adaptive(eps, schedule, x, times, method, variable, tol, device) -> tuple[t
         pf = AdaptiveReference(rtol=tol, atol=tol, method=method, variable=variable)
         sol = solve(pf, eps, schedule, x, times, trajectory=True)
         if sol.diverged:
-            raise RuntimeError(f"the adaptive reference solve ({method} in {variable}) failed")
+            raise RuntimeError(
+                f"the adaptive reference solve ({method} in {variable}) failed"
+                + _culprits(eps, schedule, x, times)
+            )
         return sol.trajectory, sol.nfe
     check_grid(times, schedule)
     traj, res = pf_dop853(eps, schedule, x.to(device), times, variable=variable, rtol=tol, atol=tol)
@@ -171,6 +179,22 @@ def _adaptive(eps, schedule, x, times, method, variable, tol, device) -> tuple[t
             f"the adaptive reference solve ({method} in {variable}, torch) failed: {res.message}"
         )
     return traj.to(x.device), res.nfev
+
+
+def _culprits(eps, schedule: Schedule, x: torch.Tensor, times: torch.Tensor) -> str:
+    """Which samples make the model non-finite, found by a DDIM solve on the same times
+    (whose divergence is per sample; an adaptive solve's one error norm over the batch lets
+    one such sample stop them all), as a clause for the error; "" where it finds none."""
+    try:
+        found = solve("ddim", eps, schedule, x, times).diverged
+    except ValueError:
+        return ""
+    if found is None or found.mask is None:
+        return ""
+    return (
+        f": the model leaves the finite numbers for {found.count} of {len(x)} samples "
+        f"(samples {reprlib.repr(found.samples)}; a DDIM solve on the same times: {found})"
+    )
 
 
 def _composed_flow(flow, schedule: Schedule, x: torch.Tensor, s, t) -> torch.Tensor:

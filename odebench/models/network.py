@@ -182,6 +182,11 @@ class NetworkModel:
                 f"{self.name}: network returned shape {tuple(out.shape)} for x "
                 f"of shape {tuple(x.shape)}"
             )
+        if not out.is_floating_point():
+            raise ValueError(
+                f"{self.name}: network returned dtype {out.dtype}; a floating-point dtype is "
+                "required"
+            )
         out = out.to(device=x.device, dtype=x.dtype)
         return (out.clone() if out.is_inference() else out), t  # usable outside inference mode
 

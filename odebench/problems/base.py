@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import reprlib
 from abc import ABC, abstractmethod
 
 import torch
@@ -96,3 +97,18 @@ class Problem(ABC):
     def __repr__(self) -> str:
         cls, sched = type(self).__name__, self.schedule.name
         return f"<{cls} {self.name!r} dim={self.dim} schedule={sched!r}>"
+
+
+def real_tensor(value, name: str) -> torch.Tensor:
+    """``value`` as a float64 tensor of finite numbers; ValueError naming ``name`` otherwise."""
+    if isinstance(value, str | bytes):
+        raise ValueError(f"{name} must be numbers, got the string {reprlib.repr(value)}")
+    try:
+        out = torch.as_tensor(value, dtype=DTYPE)
+    except (TypeError, ValueError, RuntimeError):
+        raise ValueError(f"{name} must be numbers, got {reprlib.repr(value)}") from None
+    bad = ~torch.isfinite(out)
+    if bool(bad.any()):
+        where = tuple(torch.nonzero(bad)[0].tolist())
+        raise ValueError(f"{name} must be finite, got {float(out[where])} at index {where}")
+    return out

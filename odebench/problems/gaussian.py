@@ -7,6 +7,7 @@ import torch
 
 from .._tensor import DTYPE, as_time
 from ..schedules import Schedule
+from .base import real_tensor
 from .mixture import GaussianMixture
 
 
@@ -19,11 +20,13 @@ class Gaussian(GaussianMixture):
     y_i to 0 as t -> 0.
     """
 
+    covariance_argument = "cov"
+
     def __init__(self, mean, cov, schedule: Schedule | str = "linear", name: str = "gaussian"):
-        mean = torch.as_tensor(mean, dtype=DTYPE)
-        if mean.ndim != 1:
-            raise ValueError(f"mean must have shape (d,), got {tuple(mean.shape)}")
-        cov = torch.as_tensor(cov, dtype=DTYPE)
+        mean = real_tensor(mean, "mean")
+        if mean.ndim != 1 or mean.shape[0] < 1:
+            raise ValueError(f"mean must have shape (d,) with d >= 1, got {tuple(mean.shape)}")
+        cov = real_tensor(cov, "cov")
         d = mean.shape[0]
         if cov.ndim == 0:
             variances = cov.reshape(1)
@@ -66,4 +69,4 @@ class Dirac(Gaussian):
     """
 
     def __init__(self, point, schedule: Schedule | str = "linear", name: str = "dirac"):
-        super().__init__(point, 0.0, schedule, name)
+        super().__init__(real_tensor(point, "point"), 0.0, schedule, name)

@@ -53,8 +53,12 @@ class GuidedMixture:
                 f"{mixture.name}: labels must be among its classes "
                 f"{int(known.min())}..{int(known.max())}"
             )
-        if isinstance(scale, bool) or not isinstance(scale, int | float) or not scale >= 0:
-            raise ValueError(f"guidance scale must be a number >= 0, got {scale!r}")
+        if (
+            isinstance(scale, bool)
+            or not isinstance(scale, int | float)
+            or not 0 <= scale < float("inf")
+        ):
+            raise ValueError(f"guidance scale must be a finite number >= 0, got {scale!r}")
         self.problem, self.labels, self.scale = mixture, labels, float(scale)
         self.schedule = mixture.schedule
         self.prediction = "eps"

@@ -23,7 +23,7 @@ import torch
 
 from .._tensor import DTYPE, as_time
 from ..schedules import Schedule
-from .base import Problem
+from .base import Problem, real_tensor
 
 KINDS = ("isotropic", "diagonal", "full")
 
@@ -37,19 +37,27 @@ class GaussianMixture(Problem):
     ('isotropic', 1)
     """
 
+    #: The constructor argument errors about the covariances name.
+    covariance_argument = "variances"
+
     def __init__(
         self, means, variances, weights=None, schedule: Schedule | str = "linear", name: str = "gmm"
     ):
         super().__init__(schedule)
-        means = torch.as_tensor(means, dtype=DTYPE)
+        means = real_tensor(means, "means")
         if means.ndim != 2:
             raise ValueError(f"means must have shape (K, d), got {tuple(means.shape)}")
         K, d = means.shape
-        variances = torch.as_tensor(variances, dtype=DTYPE)
+        if K < 1 or d < 1:
+            raise ValueError(
+                f"means must have shape (K, d) with K >= 1 components and d >= 1, "
+                f"got {tuple(means.shape)}"
+            )
+        variances = real_tensor(variances, self.covariance_argument)
         weights = (
             torch.full((K,), 1.0 / K, dtype=DTYPE)
             if weights is None
-            else torch.as_tensor(weights, dtype=DTYPE)
+            else real_tensor(weights, "weights")
         )
         if weights.shape != (K,):
             raise ValueError(f"weights must have shape ({K},), got {tuple(weights.shape)}")
@@ -59,7 +67,7 @@ class GaussianMixture(Problem):
         self.name, self.dim, self.K = name, int(d), int(K)
         self.means, self.weights = means, weights
         self.log_weights = torch.log(weights)
-        self.kind, self.evals, self.evecs = _decompose(variances, K, d)
+        self.kind, self.evals, self.evecs = _decompose(variances, K, d, self.covariance_argument)
         self.variances = variances
         #: The class of each component (conditioning labels, see ``problems.guidance``): by
         #: default every component is its own class; digits-data groups images by digit.
@@ -140,7 +148,7 @@ class GaussianMixture(Problem):
         return self.means[k] + z
 
 
-def _decompose(variances: torch.Tensor, K: int, d: int):
+def _decompose(variances: torch.Tensor, K: int, d: int, name: str):
     """Covariance kind, eigenvalues (K, d) and eigenvectors (K, d, d) or None."""
     if variances.shape == (K,):
         kind, evals, evecs = "isotropic", variances[:, None].expand(K, d).clone(), None
@@ -148,17 +156,19 @@ def _decompose(variances: torch.Tensor, K: int, d: int):
         kind, evals, evecs = "diagonal", variances.clone(), None
     elif variances.shape == (K, d, d):
         if not torch.allclose(variances, variances.transpose(-1, -2), rtol=1e-10, atol=1e-12):
-            raise ValueError("full covariances must be symmetric")
+            raise ValueError(f"{name}: full covariances must be symmetric")
         kind = "full"
         evals, evecs = torch.linalg.eigh(variances)
     else:
         raise ValueError(
-            f"variances must have shape ({K},), ({K}, {d}) or ({K}, {d}, {d}), "
+            f"{name} must have shape ({K},), ({K}, {d}) or ({K}, {d}, {d}), "
             f"got {tuple(variances.shape)}"
         )
     scale = float(evals.abs().max()) if evals.numel() else 0.0
     if float(evals.min()) < -1e-10 * max(scale, 1.0):
-        raise ValueError("covariances must be positive semi-definite")
+        raise ValueError(
+            f"{name} must be >= 0 (covariances positive semi-definite; zero is a point mass)"
+        )
     return kind, evals.clamp_min(0.0), evecs
 
 

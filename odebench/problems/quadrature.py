@@ -18,6 +18,7 @@ import torch
 from .._tensor import DTYPE, as_time, per_sample
 from ..schedules import Schedule
 from ..schedules import get as get_schedule
+from .base import real_tensor
 
 
 class QuadratureField:
@@ -26,8 +27,8 @@ class QuadratureField:
     name = "quadrature"
 
     def __init__(self, direction, schedule: Schedule | str = "linear"):
-        self.direction = torch.as_tensor(direction, dtype=DTYPE)
-        if self.direction.ndim != 1:
+        self.direction = real_tensor(direction, "direction")
+        if self.direction.ndim != 1 or self.direction.shape[0] < 1:
             raise ValueError("direction must be a vector (d,)")
         self.dim = self.direction.shape[0]
         self.schedule = get_schedule(schedule)

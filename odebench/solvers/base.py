@@ -30,23 +30,50 @@ EpsModel = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 @dataclass(frozen=True)
 class Divergence:
-    """Where a run stopped being finite: the step that produced the first non-finite state."""
+    """Which samples of a run stopped being finite, and when.
+
+    ``step`` (1-based) is the earliest step over the batch that produced a non-finite state,
+    from t_from to t_to; ``sample_steps`` (shape (B,), int64, on the CPU) holds each sample's
+    own first non-finite step, 0 for a sample that stayed finite. A sample is carried by its
+    own row only (every solver step acts row by row), so the others keep their values."""
 
     step: int  # 1-based: the state after `step` steps was the first non-finite one
     t_from: float
     t_to: float
+    sample_steps: torch.Tensor | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def mask(self) -> torch.Tensor | None:
+        """True for every sample that diverged (None where per-sample steps are not known)."""
+        return None if self.sample_steps is None else self.sample_steps > 0
+
+    @property
+    def samples(self) -> list[int]:
+        """The indices of the samples that diverged."""
+        mask = self.mask
+        return [] if mask is None else torch.nonzero(mask).flatten().tolist()
+
+    @property
+    def count(self) -> int | None:
+        """How many samples diverged (None where per-sample steps are not known)."""
+        return None if self.sample_steps is None else int(self.mask.sum())
 
     def __str__(self) -> str:
-        return f"diverged at step {self.step} (t {self.t_from:g} -> {self.t_to:g})"
+        where = f"step {self.step} (t {self.t_from:g} -> {self.t_to:g})"
+        if self.sample_steps is None or self.count == len(self.sample_steps):
+            return f"diverged at {where}"
+        return f"{self.count} of {len(self.sample_steps)} samples diverged, the first at {where}"
 
 
 @dataclass
 class Solution:
     """The result of ``odebench.solve``.
 
-    ``x`` is the state at ts[-1] (NaN where the run diverged), ``nfe`` the model evaluations
-    actually made, ``trajectory`` the states at every grid time (shape (len(ts), *x.shape)) when
-    requested, and ``diverged`` where the run left the finite numbers, or None.
+    ``x`` is the state at ts[-1] (NaN in the rows of samples that diverged), ``nfe`` the
+    model evaluations actually made, ``trajectory`` the states at every grid time (shape
+    (len(ts), *x.shape)) when requested (NaN in a diverged sample's row from its first
+    non-finite step on), and ``diverged`` which samples left the finite numbers and when, or
+    None.
     """
 
     x: torch.Tensor
@@ -55,6 +82,13 @@ class Solution:
     solver: str
     trajectory: torch.Tensor | None = None
     diverged: Divergence | None = None
+
+    @property
+    def finite(self) -> torch.Tensor:
+        """True for every sample that stayed finite (shape (B,), on the CPU)."""
+        if self.diverged is None or self.diverged.mask is None:
+            return torch.ones(self.x.shape[0], dtype=torch.bool)
+        return ~self.diverged.mask
 
 
 @dataclass(frozen=True)
