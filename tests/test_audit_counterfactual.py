@@ -108,7 +108,7 @@ def explained(claim, probes=cf.PROBES, **config):
 
 
 def causes(report, kind: str) -> list:
-    return [c for c in report.extra["causes"] if c.kind.name == kind]
+    return [c for c in report.counterfactuals["causes"] if c.kind.name == kind]
 
 
 def removers(cause) -> set[str]:
@@ -255,3 +255,23 @@ def test_exact_steps_stack_and_step_by_the_exact_flow():
     assert torch.allclose(run.x_vp, s.flow(run.inputs[-1], t_last, 0.0), atol=1e-12)
     assert float((run.inputs[1] - plain.inputs[1]).abs().max()) > 1e-5  # Euler is not exact
     assert float((run.x_vp - plain.x_vp).abs().max()) > 1e-4
+
+
+def test_the_audit_study_rebuilds_the_causes_from_its_table(quadrature, low_order_final):
+    """The "audit" kind stores each attempt's ladder and facts as rows; its reports() gives
+    the same annotated findings as the run that made them."""
+    import pandas as pd
+
+    from odebench.kinds.audit import DROPPED, attempt_rows, reports
+
+    frames = []
+    for k, rep in enumerate((quadrature, low_order_final)):
+        rows = [{"part": "ladder", **r} for r in rep.rows]
+        rows.append({"part": "facts", **{k: v for k, v in rep.facts.items() if k not in DROPPED}})
+        rows += attempt_rows(rep.counterfactuals["usable"], rep.counterfactuals["attempts"])
+        cell = {"sampler": f"Fake{k}", "problem": "gaussian-lowrank", "schedule": "x", "seed": 0}
+        frames.append(pd.DataFrame([{**cell, **r} for r in rows]))
+    rebuilt = reports(pd.concat(frames, ignore_index=True))
+    assert [r.findings for r in rebuilt] == [quadrature.findings, low_order_final.findings]
+    assert dict(rebuilt[0].lines)["counterfactuals"] == dict(quadrature.lines)["counterfactuals"]
+    assert any("counterfactual: " in f for f in rebuilt[1].findings)

@@ -35,6 +35,8 @@ class AuditReport:
     findings: list[str] = field(default_factory=list)
     lines: list[tuple[str, str]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)  # summary columns of stochastic cards
+    #: what :mod:`.causes` found: "causes", "attempts", "usable" (not summary columns)
+    counterfactuals: dict[str, Any] = field(default_factory=dict)
 
     def card(self) -> str:
         """The report card as a two-column text table."""

@@ -263,6 +263,66 @@ def rerun(
     return Attempt(tuple(chosen), build_report(rows, {**report.facts, **facts}))
 
 
+def needs_probes(report: AuditReport) -> bool:
+    """Whether ``report`` has a finding the probes address (a deterministic sampler's)."""
+    if report.facts.get("stochastic"):
+        return False
+    return any(kind_of(f) is not None for f in report.findings)
+
+
+def run_attempts(
+    report: AuditReport,
+    prep: Prepared,
+    steps: Sequence[int],
+    probes: Sequence[Probe] = PROBES,
+    probe_steps: int = 50,
+) -> tuple[list[Probe], list[Attempt]]:
+    """The probes that apply, and a rerun per probe; where one of the findings survives
+    every single probe, one more with all of them together."""
+    context = context_of(report, prep)
+    usable = applicable(probes, prep.factory, context)
+    attempts = [rerun(prep, report, [p], context, steps, probe_steps) for p in usable]
+    if len(usable) > 1 and any(not c.removed_by for c in causes_of(report, attempts)):
+        attempts.append(rerun(prep, report, usable, context, steps, probe_steps))
+    return usable, attempts
+
+
+def causes_of(report: AuditReport, attempts: Sequence[Attempt]) -> list[Cause]:
+    """A :class:`Cause` for each finding of ``report`` the probes address."""
+    out = []
+    for finding in report.findings:
+        kind = kind_of(finding)
+        if kind is not None:
+            cause = Cause(finding, kind, kind.value(report))
+            for attempt in attempts:
+                _score(cause, report, attempt)
+            out.append(cause)
+    return out
+
+
+def annotate(
+    report: AuditReport,
+    usable: Sequence[Probe],
+    attempts: Sequence[Attempt],
+    probes: Sequence[Probe] = PROBES,
+) -> AuditReport:
+    """``report`` with each finding the probes address annotated with its cause (the
+    findings and the card line "counterfactuals"); ``report.counterfactuals["causes"]`` keeps the
+    :class:`Cause` objects, ``report.counterfactuals["attempts"]`` every rerun and
+    ``report.counterfactuals["usable"]`` the probes that apply."""
+    causes = causes_of(report, attempts)
+    notes = {c.finding: c.text() for c in causes}
+    report.findings = [_annotate(f, notes.get(f)) for f in report.findings]
+    tried = ", ".join(p.name for p in usable) or "none applies"
+    skipped = [p.name for p in probes if p not in usable]
+    line = f"tried {tried}" + (f"; not applicable: {', '.join(skipped)}" if skipped else "")
+    report.lines.append(("counterfactuals", line))
+    report.counterfactuals["causes"] = causes
+    report.counterfactuals["attempts"] = list(attempts)
+    report.counterfactuals["usable"] = list(usable)
+    return report
+
+
 def explain(
     report: AuditReport,
     prep: Prepared,
@@ -270,31 +330,12 @@ def explain(
     probes: Sequence[Probe] = PROBES,
     probe_steps: int = 50,
 ) -> AuditReport:
-    """``report`` with each finding the probes address annotated with its cause (the
-    findings and the card line "counterfactuals"); ``report.extra["causes"]`` keeps the
-    :class:`Cause` objects and ``report.extra["attempts"]`` every rerun."""
-    targets = [(f, kind_of(f)) for f in report.findings]
-    targets = [(f, k) for f, k in targets if k is not None]
-    if not targets or report.facts.get("stochastic"):
+    """:func:`run_attempts`, then :func:`annotate` (``report`` unchanged where no finding
+    is one the probes address)."""
+    if not needs_probes(report):
         return report
-    context = context_of(report, prep)
-    usable = applicable(probes, prep.factory, context)
-    attempts = [rerun(prep, report, [p], context, steps, probe_steps) for p in usable]
-    causes = [_cause(f, k, report, attempts) for f, k in targets]
-    if len(usable) > 1 and any(not c.removed_by for c in causes):
-        every = rerun(prep, report, usable, context, steps, probe_steps)
-        attempts.append(every)
-        for c in causes:
-            _score(c, report, every)
-    notes = {c.finding: c.text() for c in causes}
-    report.findings = [_annotate(f, notes.get(f)) for f in report.findings]
-    tried = ", ".join(p.name for p in usable) or "none applies"
-    skipped = [p.name for p in probes if p not in usable]
-    line = f"tried {tried}" + (f"; not applicable: {', '.join(skipped)}" if skipped else "")
-    report.lines.append(("counterfactuals", line))
-    report.extra["causes"] = causes
-    report.extra["attempts"] = attempts
-    return report
+    usable, attempts = run_attempts(report, prep, steps, probes, probe_steps)
+    return annotate(report, usable, attempts, probes)
 
 
 def explain_audit(
@@ -309,7 +350,7 @@ def explain_audit(
     from .._tensor import one_thread
     from .measure import DEFAULT_STEPS, prepare
 
-    if report.facts.get("stochastic"):
+    if not needs_probes(report):
         return report
     prep = prepare(
         sampler,
@@ -336,13 +377,6 @@ def audit_explained(
     return explain_audit(report, sampler, config, probes, **options)
 
 
-def _cause(finding: str, kind: Kind, report: AuditReport, attempts) -> Cause:
-    cause = Cause(finding, kind, kind.value(report))
-    for attempt in attempts:
-        _score(cause, report, attempt)
-    return cause
-
-
 def _score(cause: Cause, report: AuditReport, attempt: Attempt) -> None:
     if attempt.report is None:
         cause.numbers.append((attempt, math.nan))
@@ -366,12 +400,16 @@ __all__ = [
     "Attempt",
     "Cause",
     "Kind",
+    "annotate",
     "audit_explained",
+    "causes_of",
     "context_of",
     "explain",
     "explain_audit",
     "kind_of",
+    "needs_probes",
     "removes",
     "rerun",
     "retimed",
+    "run_attempts",
 ]

@@ -63,7 +63,14 @@ OPTIONS = {
     "probe_steps": Field(
         int, default=50, check=positive, help="N of the float64/determinism probes"
     ),
+    "counterfactuals": Field(
+        bool,
+        default=False,
+        help="rerun each cell's ladder once per counterfactual probe (odebench.audit.causes) "
+        "and name each finding's cause on its card",
+    ),
 }
+DROPPED = ("sampler", "problem", "schedule", "seed")  # the cell's own keys, not facts
 
 
 def run_cell(config: dict[str, Any]) -> list[dict[str, Any]]:
@@ -85,9 +92,50 @@ def run_cell(config: dict[str, Any]) -> list[dict[str, Any]]:
         if "cannot be loaded" not in str(exc):
             raise
         return [{"part": "facts", "setup_error": str(exc), "scheduler_class": name}]
-    facts = {k: v for k, v in facts.items() if k not in ("sampler", "problem", "schedule", "seed")}
     out = [{"part": "ladder", **r} for r in rows]
-    out.append({"part": "facts", **facts})
+    out.append({"part": "facts", **{k: v for k, v in facts.items() if k not in DROPPED}})
+    if config.get("counterfactuals"):
+        out += counterfactual_rows(config, user, rows, facts)
+    return out
+
+
+def counterfactual_rows(config, user, rows, facts) -> list[dict[str, Any]]:
+    """The reruns of :func:`odebench.audit.causes.run_attempts` as rows: one "cf-tried" row
+    (the probes that apply), and per attempt its ladder ("cf-ladder") and facts ("cf-facts",
+    or its one-line error), each with the attempt's name in ``probe``."""
+    from .._tensor import one_thread
+    from ..audit.causes import needs_probes, run_attempts
+    from ..audit.measure import prepare
+    from ..audit.report import build_report
+
+    report = build_report(rows, facts)
+    if not needs_probes(report):
+        return []
+    name, _ = parse_label(config["sampler"])
+    prep = prepare(
+        "diffusers:" + name,
+        user,
+        config["problem"],
+        config["schedule"],
+        int(config["n_samples"]),
+        int(config["seed"]),
+    )
+    steps = sorted({int(n) for n in config["steps"]})
+    with one_thread():
+        usable, attempts = run_attempts(report, prep, steps, probe_steps=config["probe_steps"])
+    return attempt_rows(usable, attempts)
+
+
+def attempt_rows(usable, attempts) -> list[dict[str, Any]]:
+    """Rows of the probes that apply and of each attempt (see :func:`counterfactual_rows`)."""
+    out: list[dict[str, Any]] = [{"part": "cf-tried", "probe": ";".join(p.name for p in usable)}]
+    for a in attempts:
+        if a.report is None:
+            out.append({"part": "cf-facts", "probe": a.name, "cf_error": a.error})
+            continue
+        out += [{"part": "cf-ladder", "probe": a.name, **r} for r in a.report.rows]
+        kept = {k: v for k, v in a.report.facts.items() if k not in DROPPED}
+        out.append({"part": "cf-facts", "probe": a.name, **kept})
     return out
 
 
@@ -101,38 +149,71 @@ def _finite_int(value) -> bool:
     return isinstance(value, float) and math.isfinite(value) and value.is_integer()
 
 
+def _ladder(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    rows = [
+        {k: _clean(v) for k, v in r.items() if _clean(v) is not None}
+        for r in frame.to_dict("records")
+    ]
+    for r in rows:
+        ints = ("steps", "nfe", "repeats", "family_nfe", "calls_off", "worst_call")
+        for key in (*ints, "draws", "max_draws", "strong_ref"):
+            if key in r:
+                r[key] = int(r[key])
+        r["divides_T"] = bool(r.get("divides_T", False))
+    return rows
+
+
+def _facts(frame: pd.DataFrame, cell: dict[str, Any]) -> dict[str, Any]:
+    facts = {k: _clean(v) for k, v in frame.iloc[0].items()} if len(frame) else {}
+    facts = {k: v for k, v in facts.items() if v is not None}
+    facts.update(cell)
+    for key in ("n_samples", "seed", "T", "probe_steps"):
+        if key in facts:
+            facts[key] = int(facts[key])
+    if _finite_int(facts.get("nominal")):
+        facts["nominal"] = int(facts["nominal"])
+    for key in ("stochastic", "takes_generator"):
+        if key in facts:
+            facts[key] = bool(facts[key])
+    return facts
+
+
+def _explained(report, group: pd.DataFrame, cell: dict[str, Any]):
+    """``report`` annotated from the cell's counterfactual rows (unchanged without them)."""
+    from ..audit.causes import Attempt, annotate
+    from ..audit.counterfactual import get
+    from ..audit.report import build_report
+
+    tried = group[group["part"] == "cf-tried"]
+    if not len(tried):
+        return report
+    names = str(tried.iloc[0]["probe"] or "")
+    usable = [get(n) for n in names.split(";") if n]
+    attempts = []
+    for _, row in group[group["part"] == "cf-facts"].iterrows():
+        probes = tuple(get(n) for n in str(row["probe"]).split(" + "))
+        error = _clean(row.get("cf_error"))
+        if error:
+            attempts.append(Attempt(probes, None, str(error)))
+            continue
+        ladder = group[(group["part"] == "cf-ladder") & (group["probe"] == row["probe"])]
+        facts = {**report.facts, **_facts(row.to_frame().T, cell)}
+        attempts.append(Attempt(probes, build_report(_ladder(ladder), facts)))
+    return annotate(report, usable, attempts)
+
+
 def reports(df: pd.DataFrame) -> list:
-    """The AuditReport of every cell of a study table."""
+    """The AuditReport of every cell of a study table (each finding annotated with its
+    cause where the cell ran the counterfactual probes)."""
     from ..audit.report import build_report
 
     out = []
     keys = [k for k in CELL_KEYS if k in df.columns]
     for cell, group in df.groupby(keys, sort=False):
-        cell = cell if isinstance(cell, tuple) else (cell,)
-        ladder = group[group["part"] == "ladder"]
-        facts_rows = group[group["part"] == "facts"]
-        rows = [
-            {k: _clean(v) for k, v in r.items() if _clean(v) is not None}
-            for r in ladder.to_dict("records")
-        ]
-        for r in rows:
-            ints = ("steps", "nfe", "repeats", "family_nfe", "calls_off", "worst_call")
-            for key in (*ints, "draws", "max_draws", "strong_ref"):
-                if key in r:
-                    r[key] = int(r[key])
-            r["divides_T"] = bool(r.get("divides_T", False))
-        facts = {k: _clean(v) for k, v in facts_rows.iloc[0].items()} if len(facts_rows) else {}
-        facts = {k: v for k, v in facts.items() if v is not None}
-        facts.update(dict(zip(keys, cell, strict=True)))
-        for key in ("n_samples", "seed", "T", "probe_steps"):
-            if key in facts:
-                facts[key] = int(facts[key])
-        if _finite_int(facts.get("nominal")):
-            facts["nominal"] = int(facts["nominal"])
-        for key in ("stochastic", "takes_generator"):
-            if key in facts:
-                facts[key] = bool(facts[key])
-        out.append(build_report(rows, facts))
+        cell = dict(zip(keys, cell if isinstance(cell, tuple) else (cell,), strict=True))
+        rows = _ladder(group[group["part"] == "ladder"])
+        facts = _facts(group[group["part"] == "facts"], cell)
+        out.append(_explained(build_report(rows, facts), group, cell))
     return out
 
 
@@ -249,6 +330,8 @@ register(KIND)
 
 __all__ = [
     "KIND",
+    "attempt_rows",
+    "counterfactual_rows",
     "format_summary",
     "label",
     "markdown_table",
