@@ -384,7 +384,7 @@ def lipschitz_along_path(
     if sched is not problem.schedule:
         problem = problem.with_schedule(sched)
     eps = model if model is not None else problem.eps
-    ts = check_grid(torch.as_tensor(ts), sched)
+    ts = check_grid(ts, sched)
     ref = reference(problem, sched, x_T, ts, model=model)
     h_uniform = float(ts[0] - ts[-1]) / (len(ts) - 1)
     rows = []
@@ -473,7 +473,7 @@ def per_step_errors(
     if sched is not problem.schedule:
         problem = problem.with_schedule(sched)
     eps = model if model is not None else problem.eps
-    ts = check_grid(torch.as_tensor(ts), sched)
+    ts = check_grid(ts, sched)
     ref = reference(problem, sched, x_T, ts, tol=tol, model=model)
     states = ref.states
     rows = []

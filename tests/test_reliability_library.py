@@ -246,3 +246,22 @@ def test_a_bad_problem_in_a_study_cell_is_exit_2_with_one_line(monkeypatch, tmp_
     assert main([*argv, "--out", str(tmp_path), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "means must be finite" in err and "Traceback" not in err
+
+
+def test_an_integer_prediction_is_refused_not_promoted():
+    sched = ob.schedules.get("flow")
+    model = ob.models.from_prediction(
+        lambda x, t: torch.zeros_like(x, dtype=torch.int64), "x0", sched
+    )
+    with pytest.raises(ValueError, match="x0 model returned torch.int64"):
+        model(torch.randn(2, 2, dtype=torch.float64), 0.5)
+
+
+@pytest.mark.parametrize("ts", ["1,0.5,0.1", ["a", "b"], [0.1, 0.5, 0.9]])
+@pytest.mark.parametrize("tool", ["lipschitz_along_path", "per_step_errors"])
+def test_the_singularity_tools_name_a_bad_grid(ts, tool):
+    prob = ob.problems.get("gmm-2d", ob.schedules.get("linear"))
+    x = prob.sample_marginal(4, 1.0, torch.Generator().manual_seed(0))
+    args = (prob, None, x, ts) if tool == "lipschitz_along_path" else ("ddim", prob, None, x, ts)
+    with pytest.raises(ValueError, match="ts: a time grid"):
+        getattr(ob.singularity, tool)(*args)

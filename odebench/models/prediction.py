@@ -25,8 +25,15 @@ class PredictionModel:
         self.fn, self.kind, self.schedule = fn, check_kind(kind), get_schedule(schedule)
 
     def native(self, x: torch.Tensor, t) -> torch.Tensor:
-        """The model's own output at (x, t)."""
-        return call_native(self.fn, self.kind, self.schedule, x, t)
+        """The model's own output at (x, t); a floating-point tensor, or ValueError (an
+        integer prediction would be silently promoted by the conversion to eps)."""
+        out = call_native(self.fn, self.kind, self.schedule, x, t)
+        if not isinstance(out, torch.Tensor) or not out.is_floating_point():
+            got = out.dtype if isinstance(out, torch.Tensor) else type(out).__name__
+            raise ValueError(
+                f"the {self.kind} model returned {got}; a floating-point tensor is required"
+            )
+        return out
 
     def __call__(self, x: torch.Tensor, t) -> torch.Tensor:
         return to_eps(self.kind, self.native(x, t), x, t, self.schedule)
