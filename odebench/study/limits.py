@@ -81,19 +81,21 @@ def estimate(
     pairwise: float = 0.0,
     per_number_s: float = EVAL_NUMBER_S,
     longest: int = 0,
+    eval_s: float | None = None,
 ) -> Estimate:
     """The cost of ``evals`` model evaluations on ``n_samples`` points in ``dim`` dimensions.
 
     Memory: ``states`` working copies of the batch, the batch at each of ``nodes`` stored grid
     nodes (an adaptive reference keeps the state at every node of the union of the ladder's
     grids), the grids themselves, and ``pairwise`` n x n matrices (kernel metrics). Time:
-    ``evals`` x (fixed overhead + ``n_samples * dim`` numbers). ``longest`` is the most steps
-    of one grid.
+    ``evals`` x (fixed overhead + ``n_samples * dim`` numbers), or ``evals`` x ``eval_s`` where
+    the caller knows the seconds of one evaluation (a network's, from its FLOPs). ``longest``
+    is the most steps of one grid.
     """
     batch = float(n_samples) * float(dim)
     memory = FLOAT * (batch * (states + nodes) + 4.0 * nodes + pairwise * float(n_samples) ** 2)
-    seconds = float(evals) * (EVAL_OVERHEAD_S + batch * per_number_s)
-    return Estimate(memory=memory, seconds=seconds, steps=int(longest))
+    per_eval = EVAL_OVERHEAD_S + batch * per_number_s if eval_s is None else float(eval_s)
+    return Estimate(memory=memory, seconds=float(evals) * per_eval, steps=int(longest))
 
 
 def _meminfo_total() -> float | None:
