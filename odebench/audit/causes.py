@@ -267,8 +267,9 @@ def rerun(
 
 
 def needs_probes(report: AuditReport) -> bool:
-    """Whether ``report`` has a finding the probes address (a deterministic sampler's)."""
-    if report.facts.get("stochastic"):
+    """Whether ``report`` has a finding the probes address (a deterministic scheduler's;
+    not a sampler function's, whose steps the probes cannot subclass)."""
+    if report.facts.get("stochastic") or report.facts.get("kind") == "function":
         return False
     return any(kind_of(f) is not None for f in report.findings)
 
@@ -359,7 +360,7 @@ def explain_audit(
         sampler,
         config,
         options.get("problem", "gaussian-lowrank"),
-        options.get("schedule", "ddpm-linear-1000"),
+        options.get("schedule") or "ddpm-linear-1000",
         int(options.get("n_samples", 32)),
         int(options.get("seed", 0)),
         options.get("claim"),

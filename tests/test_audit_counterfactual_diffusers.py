@@ -1,0 +1,77 @@
+"""The counterfactual probes on real diffusers schedulers: each changes what it says, and
+only that (one set_timesteps / step each: fast)."""
+
+import pytest
+
+pytest.importorskip("diffusers")
+
+import numpy as np
+import torch
+from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, LMSDiscreteScheduler
+
+from odebench.audit import counterfactual as cf
+
+D = torch.float64
+TABLE = {"beta_schedule": "linear", "beta_start": 1e-4, "beta_end": 0.02}
+
+
+def test_next_grid_time_makes_ddim_step_to_the_next_trailing_timestep():
+    """DDIM with eps = 0 scales x by sqrt(abar_prev / abar_t): the abar it steps to, at the
+    first step of a trailing grid (N = 30) whose gap is not T // N."""
+
+    def make():
+        sch = DDIMScheduler(timestep_spacing="trailing", clip_sample=False, **TABLE)
+        sch.set_timesteps(30)
+        return sch
+
+    times = [int(t) for t in make().timesteps]
+    k = next(j for j in range(len(times) - 1) if times[j] - times[j + 1] != 1000 // 30)
+    acp = make().alphas_cumprod.double()
+
+    def abar_reached(sch):
+        x = torch.ones(1, 2, dtype=D)
+        out = sch.step(torch.zeros_like(x), sch.timesteps[k], x).prev_sample
+        return float(out[0, 0]) ** 2 * float(acp[times[k]])
+
+    probed = cf.get("next-grid-time").apply(make())
+    assert abs(abar_reached(probed) - float(acp[times[k + 1]])) < 1e-6
+    assert abs(abar_reached(make()) - float(acp[times[k] - 1000 // 30])) < 1e-6
+    assert probed.config.num_train_timesteps == 1000  # the config is restored after step()
+
+
+def test_exact_quadrature_agrees_with_lms_quad_where_that_is_accurate():
+    sch = LMSDiscreteScheduler(**TABLE)
+    sch.set_timesteps(20)
+    for order, t in ((2, 5), (3, 8), (4, 12)):
+        for j in range(order):
+            ours = cf.exact_lms_coefficient(sch.sigmas, order, t, j)
+            assert ours == pytest.approx(sch.get_lms_coefficient(order, t, j), rel=1e-4)
+    probed = cf.get("exact-quadrature").apply(LMSDiscreteScheduler(**TABLE))
+    probed.set_timesteps(20)
+    assert probed.get_lms_coefficient(4, 12, 1) == cf.exact_lms_coefficient(sch.sigmas, 4, 12, 1)
+
+
+def test_float64_tables_and_state_on_dpm_solver():
+    import diffusers.schedulers.scheduling_dpmsolver_multistep as module
+
+    tables = cf.get("float64-tables").apply(DPMSolverMultistepScheduler(**TABLE))
+    tables.set_timesteps(10)
+    assert tables.alphas_cumprod.dtype == D and tables.sigmas.dtype == D
+    assert module.torch is torch and module.np is np  # the view ends with the call
+    state = cf.get("float64-state").apply(DPMSolverMultistepScheduler(**TABLE))
+    state.set_timesteps(10)
+    assert state.sigmas.dtype == torch.float32  # tables as built
+    x = torch.randn(2, 3, dtype=D, generator=torch.Generator().manual_seed(0))
+
+    def homogeneity(sch) -> float:
+        """|step(3 x) - 3 step(x)| for eps = 0 (a linear map of x: 0 up to round-off)."""
+        sch.set_timesteps(10)
+        t0 = sch.timesteps[0]
+        one = sch.step(torch.zeros_like(x), t0, x).prev_sample
+        sch.set_timesteps(10)
+        three = sch.step(torch.zeros_like(x), t0, 3 * x).prev_sample
+        assert one.dtype == D
+        return float((three - 3 * one).abs().max())
+
+    assert homogeneity(state) < 1e-12  # float64 through step()
+    assert homogeneity(DPMSolverMultistepScheduler(**TABLE)) > 1e-8  # rounded to float32
