@@ -75,3 +75,25 @@ def test_float64_tables_and_state_on_dpm_solver():
 
     assert homogeneity(state) < 1e-12  # float64 through step()
     assert homogeneity(DPMSolverMultistepScheduler(**TABLE)) > 1e-8  # rounded to float32
+
+
+def test_the_audit_study_cell_with_counterfactuals_names_ddims_rule():
+    """An "audit" study cell with ``counterfactuals = true``: DDIM on trailing timesteps
+    (N = 30, 70 do not divide 1000) has its time gap named by the previous-timestep rule,
+    and the cost estimate counts the reruns."""
+    from _helpers import cell_config, cell_table
+
+    from odebench.kinds.audit import audit_cost, reports, run_cell
+
+    sampler = 'DDIMScheduler {"clip_sample": false, "timestep_spacing": "trailing"}'
+    config = cell_config("audit", sampler=sampler, steps=[10, 30, 70], n_samples=4, probe_steps=10)
+    config["counterfactuals"] = True
+    rows = run_cell(config)
+    parts = {r["part"] for r in rows}
+    assert {"ladder", "facts", "cf-tried", "cf-ladder", "cf-facts"} <= parts
+    (report,) = reports(cell_table(rows, config))
+    gap = next(f for f in report.findings if f.startswith("time gap"))
+    assert "with steps to the grid's next time: the previous-timestep rule" in gap
+    assert "next-grid-time" in dict(report.lines)["counterfactuals"]
+    plain = audit_cost({**config, "counterfactuals": False}).seconds
+    assert audit_cost(config).seconds == pytest.approx(plain * (2 + len(cf.PROBES)))

@@ -303,6 +303,19 @@ def format_summary(result: StudyResult) -> str | None:
     return "\n" + tables[0].read_text() if tables else None
 
 
+def audit_cost(config: dict[str, Any]):
+    """:func:`cell_cost`, times the reruns of the counterfactual probes where they are on (at
+    most one per probe and one of all of them)."""
+    from dataclasses import replace
+
+    from ..audit.counterfactual import PROBES
+
+    cost = cell_cost(config)
+    if not config.get("counterfactuals"):
+        return cost
+    return replace(cost, seconds=cost.seconds * (2 + len(PROBES)))
+
+
 #: ``odebench audit SAMPLER``: one sampler's report card, not a study of many (those run with
 #: ``odebench run studies/audit.toml``), so its command is hand-written in :mod:`..audit.cli`.
 COMMAND = Command(
@@ -324,7 +337,7 @@ KIND = StudyKind(
     description="report cards of third-party samplers (diffusers), measured from outside",
     format_summary=format_summary,
     command=COMMAND,
-    estimate=cell_cost,
+    estimate=audit_cost,
 )
 register(KIND)
 
