@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 
 from .._tensor import DTYPE
@@ -65,6 +66,17 @@ def _finest_error(rep: AuditReport) -> float:
     return _finest(rep.rows, "err_ode")
 
 
+def _floor(rep: AuditReport) -> float:
+    """The median error of the rungs the order fit calls a floor (as the card's "error
+    floor" says), else the error at the finest N."""
+    fit = rep.fits.get("ode")
+    if fit is not None and fit.ok:
+        floors = [e for e, f in zip(fit.err, fit.flags, strict=True) if f == "floor"]
+        if floors:
+            return float(np.median(floors))
+    return _finest_error(rep)
+
+
 KINDS: tuple[Kind, ...] = (
     Kind(
         "float32 state",
@@ -81,7 +93,13 @@ KINDS: tuple[Kind, ...] = (
     Kind("time gap", lambda f: f.startswith("time gap"), _max_gap, "gap (steps)"),
     Kind(
         "floor",
-        lambda f: f.startswith("error floor") or f.startswith("does not converge"),
+        lambda f: f.startswith(("error floor", "does not converge: error floor")),
+        _floor,
+        "error floor",
+    ),
+    Kind(
+        "floor",
+        lambda f: f.startswith("does not converge"),
         _finest_error,
         "error at the finest N",
     ),
