@@ -43,10 +43,12 @@ from ..metrics.distribution import (
     gaussian_w2,
     mc_estimate,
     median_bandwidth,
+    metric_paired_bootstrap,
     mixture_moments,
-    mmd2,
     mmd2_estimate,
+    mmd2_to,
     nll_estimate,
+    paired_bootstrap,
     psd_factor,
     random_directions,
     sliced_w2_to,
@@ -319,7 +321,7 @@ def _mc_rows(prob, sched, config, grids, t_max, t_min, metrics) -> list[dict[str
         x_ode = reference(prob, sched, x_T, times, tol=float(config["ref_tol"]), model=net).at(
             t_min
         )
-    scorers = _scorers(prob, t_min, n, metrics, config, seed)
+    scorers = _scorers(prob, t_min, n, metrics, config, seed, x_ode)
     rows = []
     for name in config["solver"]:
         solver = solvers.get(name)
@@ -342,7 +344,7 @@ def _mc_rows(prob, sched, config, grids, t_max, t_min, metrics) -> list[dict[str
                     where = str(sol.diverged) if sol.diverged else "non-finite samples"
                     rows.append({**out, "value": math.nan, "note": where})
                     continue
-                est = scorers[m](sol.x, x_ode, torch.Generator().manual_seed(seed + 7))
+                est = scorers[m](sol.x)
                 rows.append({**out, **_estimate_columns(est)})
     return rows
 
@@ -354,11 +356,14 @@ def _start_samples(prob, n: int, t_max: float, prior: str, seed: int) -> torch.T
     return prob.sample_marginal(n, t_max, gen)
 
 
-def _scorers(prob, t_min: float, n: int, metrics, config, seed: int) -> dict:
-    """One function per metric: (samples, exact-ODE samples or None, generator) -> Estimate.
+def _scorers(prob, t_min: float, n: int, metrics, config, seed: int, x_ode) -> dict:
+    """One function per metric: samples -> Estimate (paired with ``x_ode``, the exact ODE
+    solution from the same x_T, where it is not None).
 
-    Each metric's floor is computed here, once per cell, from ``n_floor`` exact samples of
-    size n, so every solver and step count is compared with the same floor.
+    What does not depend on the sampler is computed here, once per cell: each metric's floor
+    (from ``n_floor`` exact samples of size n), its target's fixed parts, and the exact side
+    of the paired bootstrap (``x_ode`` scored on the resamples every row shares), so every
+    solver and step count is compared with the same floor and the same exact side.
     """
     draw_gen = torch.Generator().manual_seed(seed + 1_000_003)
 
@@ -367,6 +372,10 @@ def _scorers(prob, t_min: float, n: int, metrics, config, seed: int) -> dict:
 
     n_boot, n_floor = int(config["n_boot"]), int(config["n_floor"])
     y = prob.sample_marginal(n, t_min, torch.Generator().manual_seed(seed + 2_000_003))
+
+    def boot_gen() -> torch.Generator:
+        return torch.Generator().manual_seed(seed + 7)
+
     fns: dict = {}
     if "frechet" in metrics:
         mean, cov = mixture_moments(prob, t_min)
@@ -381,22 +390,28 @@ def _scorers(prob, t_min: float, n: int, metrics, config, seed: int) -> dict:
     out = {}
     for name, (metric, draw, transform) in fns.items():
         floor = floor_of(metric, draw, n, n_floor)
-        out[name] = _mc_scorer(metric, draw, transform, floor, n_boot, n_floor)
+        side = None
+        if x_ode is not None:
+            side = metric_paired_bootstrap(metric, transform(x_ode), n_boot, boot_gen())
+        out[name] = _mc_scorer(metric, draw, transform, floor, n_boot, n_floor, side)
     if "mmd" in metrics:
-        bandwidth = median_bandwidth(y[:2000])
-        floor = floor_of(lambda s: mmd2(s, y, bandwidth), exact, n, n_floor)
+        target = mmd2_to(y, median_bandwidth(y[:2000]))
+        mmd_floor = floor_of(target, exact, n, n_floor)
+        mmd_side = None
+        if x_ode is not None:
+            ko = target.prepared(x_ode)
+            mmd_side = paired_bootstrap(lambda idx: target.score(ko, idx), n, n_boot, boot_gen())
 
-        def mmd_score(x, x_ode, gen):
+        def mmd_score(x):
             return mmd2_estimate(
                 x,
-                y,
-                bandwidth,
+                target,
+                target.bandwidth,
                 exact,
                 n_boot=n_boot,
                 n_floor=n_floor,
-                generator=gen,
-                x_exact_ode=x_ode,
-                floor=floor,
+                floor=mmd_floor,
+                paired=mmd_side,
             )
 
         out["mmd"] = mmd_score
@@ -405,7 +420,7 @@ def _scorers(prob, t_min: float, n: int, metrics, config, seed: int) -> dict:
             raise ValueError(f"metric nll: {prob.name} has no density at t_min = {t_min:g}")
         h, h_se = expected_nll(prob, t_min, n_mc=20000, generator=torch.Generator().manual_seed(5))
         entropy = (float(h[0]), float(h_se[0]))
-        out["nll"] = lambda x, x_ode, gen: nll_estimate(
+        out["nll"] = lambda x: nll_estimate(
             x, lambda s: prob.log_prob(s, t_min), entropy, x_exact_ode=x_ode
         )
     missing = [m for m in metrics if m not in out]
@@ -414,17 +429,16 @@ def _scorers(prob, t_min: float, n: int, metrics, config, seed: int) -> dict:
     return out
 
 
-def _mc_scorer(metric, draw, transform, floor, n_boot: int, n_floor: int):
-    def score(x, x_ode, gen):
+def _mc_scorer(metric, draw, transform, floor, n_boot: int, n_floor: int, paired):
+    def score(x):
         return mc_estimate(
             metric,
             transform(x),
             draw,
             n_boot=n_boot,
             n_floor=n_floor,
-            generator=gen,
-            x_exact_ode=transform(x_ode) if x_ode is not None else None,
             floor=floor,
+            paired=paired,
         )
 
     return score

@@ -33,17 +33,24 @@ from .._tensor import DTYPE
 
 __all__ = [
     "Estimate",
+    "MMDTarget",
+    "PairedBootstrap",
+    "SlicedW2To",
     "floor_of",
     "frechet",
     "gaussian_w2",
     "mc_estimate",
     "median_bandwidth",
+    "metric_paired_bootstrap",
     "mixture_moments",
     "mmd2",
     "mmd2_estimate",
+    "mmd2_to",
     "nll_estimate",
+    "paired_bootstrap",
     "psd_factor",
     "random_directions",
+    "resample_indices",
     "sliced_w2",
     "sliced_w2_to",
 ]
@@ -201,21 +208,49 @@ def sliced_w2(x: torch.Tensor, y: torch.Tensor, directions: torch.Tensor) -> flo
     return sliced_w2_to(y, directions)(x)
 
 
-def sliced_w2_to(y: torch.Tensor, directions: torch.Tensor) -> Callable[[torch.Tensor], float]:
+def sliced_w2_to(y: torch.Tensor, directions: torch.Tensor) -> SlicedW2To:
     """:func:`sliced_w2` against a fixed y, with y's sorted projections computed once."""
-    y = _check_samples(y, "sliced_w2")
-    py, _ = torch.sort(y @ directions, dim=0)
+    return SlicedW2To(y, directions)
 
-    def score(x: torch.Tensor) -> float:
+
+class SlicedW2To:
+    """Squared sliced W2 to a fixed sample y: ``score(x)``, and ``resampled(x, indices)`` for
+    bootstrap resamples of x without a sort per resample.
+
+    The sorted projections of a resample x[idx] are x's sorted projections, each repeated as
+    many times as its point was drawn: one sort of x, then a repeat per resample (the same
+    values; the projections of x[idx] are those of x, row by row).
+    """
+
+    def __init__(self, y: torch.Tensor, directions: torch.Tensor) -> None:
+        self.y = _check_samples(y, "sliced_w2")
+        self.directions = directions
+        self.py, _ = torch.sort(self.y @ directions, dim=0)
+
+    def _check(self, x: torch.Tensor) -> torch.Tensor:
         x = _check_samples(x, "sliced_w2")
-        if x.shape != y.shape:
+        if x.shape != self.y.shape:
             raise ValueError(
-                f"sliced_w2: samples of equal shape needed, got {x.shape} and {y.shape}"
+                f"sliced_w2: samples of equal shape needed, got {x.shape} and {self.y.shape}"
             )
-        px, _ = torch.sort(x @ directions, dim=0)
-        return float(((px - py) ** 2).mean())
+        return x
 
-    return score
+    def __call__(self, x: torch.Tensor) -> float:
+        px, _ = torch.sort(self._check(x) @ self.directions, dim=0)
+        return float(((px - self.py) ** 2).mean())
+
+    def resampled(self, x: torch.Tensor, indices: list[torch.Tensor]) -> list[float]:
+        """``[self(x[idx]) for idx in indices]``, from one sort of x's projections."""
+        px, order = torch.sort(self._check(x) @ self.directions, dim=0)
+        n, n_dirs = px.shape
+        values, order = px.T.reshape(-1), order.T  # direction by direction
+        out = []
+        for idx in indices:
+            drawn = torch.bincount(idx, minlength=n)[order]  # copies of each sorted value
+            boot = torch.repeat_interleave(values, drawn.reshape(-1), output_size=n * n_dirs)
+            boot = boot.view(n_dirs, n).T.contiguous()  # the layout of a sort along dim 0
+            out.append(float(((boot - self.py) ** 2).mean()))
+        return out
 
 
 def random_directions(d: int, n: int, generator: torch.Generator) -> torch.Tensor:
@@ -251,16 +286,54 @@ def mmd2(x: torch.Tensor, y: torch.Tensor, bandwidth: float) -> float:
 
     Its expectation is 0 when x and y come from the same law (it can come out negative).
     """
-    x, y = _check_samples(x, "mmd2"), _check_samples(y, "mmd2")
-    if not bandwidth > 0:
-        raise ValueError(f"mmd2: bandwidth must be positive, got {bandwidth}")
-    kyy = _offdiag_mean(_kernel(y, y, bandwidth))
-    return _mmd2_from(_kernel(x, x, bandwidth), kyy, _kernel(x, y, bandwidth))
+    return mmd2_to(y, bandwidth)(x)
+
+
+def mmd2_to(y: torch.Tensor, bandwidth: float) -> MMDTarget:
+    """:func:`mmd2` against a fixed y, with y's kernel term computed once."""
+    return MMDTarget(y, bandwidth)
+
+
+class MMDTarget:
+    """Unbiased squared MMD to a fixed sample y: ``score(x)`` (:func:`mmd2`), and the
+    kernel matrices of a sample (:meth:`prepared`) from which :meth:`score` scores it and any
+    bootstrap resample of it without a new kernel matrix."""
+
+    def __init__(self, y: torch.Tensor, bandwidth: float) -> None:
+        self.y = _check_samples(y, "mmd2")
+        if not bandwidth > 0:
+            raise ValueError(f"mmd2: bandwidth must be positive, got {bandwidth}")
+        self.bandwidth = bandwidth
+        self.kyy = _offdiag_mean(_kernel(self.y, self.y, bandwidth))
+
+    def __call__(self, x: torch.Tensor) -> float:
+        x = _check_samples(x, "mmd2")
+        return _mmd2_from(
+            _kernel(x, x, self.bandwidth), self.kyy, _kernel(x, self.y, self.bandwidth)
+        )
+
+    def prepared(self, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(K_aa, its diagonal, the row means of K_ay) of the sample a."""
+        a = _check_samples(a, "mmd2")
+        kaa = _kernel(a, a, self.bandwidth)
+        return kaa, kaa.diagonal().clone(), _kernel(a, self.y, self.bandwidth).mean(1)
+
+    def score(self, k, idx: torch.Tensor | None = None) -> float:
+        """The MMD^2 of a prepared sample (``idx`` None) or of its resample a[idx]: with the
+        counts c of the resample, (c^T K c - sum_i c_i K_ii) / (n (n - 1)) for its U-statistic,
+        a matrix-vector product instead of a new kernel matrix (the same numbers)."""
+        kaa, diag, kay_rows = k
+        n = kaa.shape[0]
+        if idx is None:
+            return _mmd2_from(kaa, self.kyy, kay_rows)
+        c = torch.bincount(idx, minlength=n).to(DTYPE)
+        xx = (c @ (kaa @ c) - c @ diag) / (n * (n - 1))
+        return float(xx + self.kyy - 2.0 * (c @ kay_rows) / n)
 
 
 def mmd2_estimate(
     x: torch.Tensor,
-    y: torch.Tensor,
+    y: torch.Tensor | MMDTarget,
     bandwidth: float,
     exact_samples: Callable[[int], torch.Tensor],
     *,
@@ -269,40 +342,60 @@ def mmd2_estimate(
     generator: torch.Generator | None = None,
     x_exact_ode: torch.Tensor | None = None,
     floor: tuple[float, float, float] | None = None,
+    paired: PairedBootstrap | None = None,
 ) -> Estimate:
-    """:func:`mc_estimate` for :func:`mmd2` against the fixed sample y, with the kernel
-    matrices computed once. A bootstrap resample is a vector of counts c, and the U-statistic
-    of the resample is (c^T K c - sum_i c_i K_ii) / (n (n - 1)): a matrix-vector product
-    instead of a new kernel matrix (the same numbers)."""
-    x, y = _check_samples(x, "mmd2"), _check_samples(y, "mmd2")
-    kyy = _offdiag_mean(_kernel(y, y, bandwidth))
-
-    def prepared(a: torch.Tensor):
-        kaa = _kernel(a, a, bandwidth)
-        return kaa, kaa.diagonal().clone(), _kernel(a, y, bandwidth).mean(1)
-
-    def score(k, idx=None):
-        kaa, diag, kay_rows = k
-        n = kaa.shape[0]
-        if idx is None:
-            return _mmd2_from(kaa, kyy, kay_rows)
-        c = torch.bincount(idx, minlength=n).to(DTYPE)
-        xx = (c @ (kaa @ c) - c @ diag) / (n * (n - 1))
-        return float(xx + kyy - 2.0 * (c @ kay_rows) / n)
-
+    """:func:`mc_estimate` for :func:`mmd2` against the fixed sample y (or its
+    :class:`MMDTarget`, whose ``bandwidth`` then wins), with the kernel matrices computed once:
+    a bootstrap resample is scored by :meth:`MMDTarget.score` (the same numbers)."""
+    target = y if isinstance(y, MMDTarget) else MMDTarget(y, bandwidth)
+    x = _check_samples(x, "mmd2")
     _check_counts(n_boot, n_floor)
-    kx = prepared(x)
-    ko = prepared(_check_samples(x_exact_ode, "mmd2")) if x_exact_ode is not None else None
+    if paired is None and x_exact_ode is not None:
+        ko = target.prepared(x_exact_ode)
+        paired = paired_bootstrap(lambda idx: target.score(ko, idx), x.shape[0], n_boot, generator)
     if floor is None:
-        floor = floor_of(lambda s: score(prepared(s)), exact_samples, x.shape[0], n_floor)
-    return _bootstrap(
-        lambda idx: score(kx, idx),
-        (lambda idx: score(ko, idx)) if ko is not None else None,
-        x.shape[0],
-        n_boot,
-        generator,
-        floor,
-    )
+        floor = floor_of(
+            lambda s: target.score(target.prepared(s)), exact_samples, x.shape[0], n_floor
+        )
+    kx = target.prepared(x)
+    return _bootstrap(lambda idx: target.score(kx, idx), None, paired, floor)
+
+
+@dataclass(frozen=True)
+class PairedBootstrap:
+    """The exact ODE side of a paired bootstrap, scored once.
+
+    ``indices`` are the resamples (index tensors of n points drawn with replacement),
+    ``value`` the metric of the exact ODE solution and ``resampled`` its metric on each
+    resample. Every sampler scored against it is resampled with the same indices (common
+    random numbers), so the exact side is the same for all of them: a study computes it once
+    per cell, not once per (solver, steps).
+    """
+
+    indices: tuple[torch.Tensor, ...]
+    value: float
+    resampled: tuple[float, ...]
+
+
+def resample_indices(n: int, n_boot: int, generator: torch.Generator | None) -> list[torch.Tensor]:
+    """``n_boot`` bootstrap resamples of n points (index tensors), drawn from ``generator``
+    (a fresh one seeded 0 when None)."""
+    gen = generator if generator is not None else torch.Generator().manual_seed(0)
+    return [torch.randint(n, (n,), generator=gen) for _ in range(n_boot)]
+
+
+def paired_bootstrap(
+    on_ode: Callable[[torch.Tensor | None], float],
+    n: int,
+    n_boot: int,
+    generator: torch.Generator | None,
+    on_many: Callable[[list[torch.Tensor]], list[float]] | None = None,
+) -> PairedBootstrap:
+    """Score the exact side ``on_ode(idx)`` (idx None: the whole sample) on ``n_boot``
+    resamples drawn by :func:`resample_indices` (all at once by ``on_many`` where given)."""
+    indices = resample_indices(n, n_boot, generator)
+    resampled = on_many(indices) if on_many is not None else [on_ode(i) for i in indices]
+    return PairedBootstrap(tuple(indices), on_ode(None), tuple(resampled))
 
 
 def mc_estimate(
@@ -315,6 +408,7 @@ def mc_estimate(
     generator: torch.Generator | None = None,
     x_exact_ode: torch.Tensor | None = None,
     floor: tuple[float, float, float] | None = None,
+    paired: PairedBootstrap | None = None,
 ) -> Estimate:
     """A Monte Carlo metric of the sample x with its bootstrap error, floor and paired excess.
 
@@ -326,22 +420,44 @@ def mc_estimate(
     sharper than the unpaired difference). ``floor`` = (mean, its standard error, standard
     deviation) from :func:`floor_of`, when given, is used instead of drawing exact samples
     (compute it once per target, so that every sampler is compared with the same floor).
+    ``paired`` (from :func:`paired_bootstrap`), when given instead of ``x_exact_ode``, is the
+    exact side already scored on its resamples (compute it once per exact ODE solution, so
+    that every sampler is compared with it without scoring it again). A ``metric`` with a
+    ``resampled(x, indices)`` method (:class:`SlicedW2To`) scores all resamples at once.
     """
     if x_exact_ode is not None and x_exact_ode.shape != x.shape:
         raise ValueError("mc_estimate: x_exact_ode must have the shape of x")
     _check_counts(n_boot, n_floor)
     if floor is None:
         floor = floor_of(metric, exact_samples, x.shape[0], n_floor)
+    if paired is None and x_exact_ode is not None:
+        paired = metric_paired_bootstrap(metric, x_exact_ode, n_boot, generator)
     return _bootstrap(
-        lambda idx: metric(x if idx is None else x[idx]),
-        (lambda idx: metric(x_exact_ode if idx is None else x_exact_ode[idx]))
-        if x_exact_ode is not None
-        else None,
-        x.shape[0],
+        lambda idx: metric(x if idx is None else x[idx]), _many(metric, x), paired, floor
+    )
+
+
+def metric_paired_bootstrap(
+    metric: Callable[[torch.Tensor], float],
+    x_exact_ode: torch.Tensor,
+    n_boot: int,
+    generator: torch.Generator | None,
+) -> PairedBootstrap:
+    """:func:`paired_bootstrap` of ``metric`` on the exact ODE solution's resamples."""
+    ode = x_exact_ode
+    return paired_bootstrap(
+        lambda idx: metric(ode if idx is None else ode[idx]),
+        ode.shape[0],
         n_boot,
         generator,
-        floor,
+        _many(metric, ode),
     )
+
+
+def _many(metric, x: torch.Tensor) -> Callable[[list[torch.Tensor]], list[float]] | None:
+    """All resamples of x at once, where the metric can (``metric.resampled``)."""
+    many = getattr(metric, "resampled", None)
+    return (lambda indices: many(x, indices)) if many is not None else None
 
 
 def _check_counts(n_boot: int, n_floor: int) -> None:
@@ -366,14 +482,13 @@ def floor_of(
 
 def _bootstrap(
     on: Callable[[torch.Tensor | None], float],
-    on_ode: Callable[[torch.Tensor | None], float] | None,
-    n: int,
-    n_boot: int,
-    generator: torch.Generator | None,
+    on_many: Callable[[list[torch.Tensor]], list[float]] | None,
+    paired: PairedBootstrap | None,
     floor: tuple[float, float, float],
 ) -> Estimate:
     """Value, its null standard deviation (from ``floor``, see :func:`floor_of`), the floor,
-    and the bootstrapped paired difference.
+    and the bootstrapped paired difference against ``paired``'s exact side, resampled with
+    its indices (``on_many``, when given, scores a list of resamples at once).
 
     The error bar of the value is the standard deviation of the metric over exact samples of
     the same size (its null law). A bootstrap of the value itself would not do: these metrics
@@ -381,22 +496,20 @@ def _bootstrap(
     their spread (3.5x for the Frechet distance of 1500 exact samples in 2-d). The paired
     difference is smooth in the samples, and bootstrapping it is sound.
     """
-    gen = generator if generator is not None else torch.Generator().manual_seed(0)
     value = on(None)
-    paired, paired_se = math.nan, math.nan
-    if on_ode is not None:
-        paired = value - on_ode(None)
-        diffs = []
-        for _ in range(n_boot):
-            idx = torch.randint(n, (n,), generator=gen)
-            diffs.append(on(idx) - on_ode(idx))
+    paired_value, paired_se = math.nan, math.nan
+    if paired is not None:
+        paired_value = value - paired.value
+        indices = list(paired.indices)
+        mine = on_many(indices) if on_many is not None else [on(idx) for idx in indices]
+        diffs = [a - b for a, b in zip(mine, paired.resampled, strict=True)]
         paired_se = float(torch.tensor(diffs, dtype=DTYPE).std())
     return Estimate(
         value=value,
         se=floor[2],
         floor=floor[0],
         floor_se=floor[1],
-        paired=paired,
+        paired=paired_value,
         paired_se=paired_se,
     )
 
