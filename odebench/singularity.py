@@ -37,7 +37,7 @@ from ._tensor import DTYPE, as_time
 from .grids import check_grid
 from .metrics import rms_error
 from .ode import TIME_VARIABLES, drift_coefficients, time_variable
-from .reference import RELIABILITY_FACTOR, reference
+from .reference import RELIABILITY_FACTOR, Reference, reference
 from .schedules import Schedule
 from .schedules import get as get_schedule
 from .schedules import names as schedule_names_all
@@ -440,6 +440,7 @@ def per_step_errors(
     *,
     model: EpsModel | None = None,
     tol: float = 1e-12,
+    ref: Reference | None = None,
 ) -> list[dict]:
     """The local error of every step of the grid ``ts``, each started from the exact state.
 
@@ -459,7 +460,9 @@ def per_step_errors(
     [t_n, t_{n+1}].
 
     The exact states come from ``reference.reference(problem, schedule, x_T, ts, tol=tol,
-    model=model)`` (exact flow for Gaussians, two adaptive solves otherwise). ``ref_accuracy``
+    model=model)`` (exact flow for Gaussians, two adaptive solves otherwise), or are ``ref``,
+    that reference already computed at ``ts`` (several solvers on one grid share it; the
+    singularity study passes one per cell). ``ref_accuracy``
     is the largest reference accuracy over the nodes the step uses (history, t_n, t_{n+1}),
     and ``reliable`` is error >= 100 x ref_accuracy.
 
@@ -474,7 +477,10 @@ def per_step_errors(
         problem = problem.with_schedule(sched)
     eps = model if model is not None else problem.eps
     ts = check_grid(ts, sched)
-    ref = reference(problem, sched, x_T, ts, tol=tol, model=model)
+    if ref is None:
+        ref = reference(problem, sched, x_T, ts, tol=tol, model=model)
+    elif ref.times.shape != ts.shape or not torch.equal(ref.times, ts.to(ref.times.dtype)):
+        raise ValueError("per_step_errors: ref must be the reference at the grid ts")
     states = ref.states
     rows = []
     for n in range(len(ts) - 1):

@@ -121,3 +121,22 @@ def test_mmd_target_and_shared_side_give_the_plain_numbers():
         per_row.paired_se,
     )
     assert shared.paired == shared.value - target.score(ko)
+
+
+def test_per_step_errors_with_a_shared_reference_are_the_same():
+    """The singularity study computes the path's reference once per cell, not per solver."""
+    from odebench.reference import reference
+    from odebench.singularity import per_step_errors
+
+    sched = ob.schedules.get("linear")
+    prob = ob.problems.get("gmm-2d", sched)
+    x_T = prob.sample_marginal(8, 1.0, torch.Generator().manual_seed(0))
+    ts = ob.timesteps(12, "uniform", 1.0, 0.01, schedule=sched)
+    ref = reference(prob, sched, x_T, ts, tol=1e-9)
+    for solver in ("ddim", "f-pndm"):
+        own = per_step_errors(solver, prob, sched, x_T, ts, tol=1e-9)
+        shared = per_step_errors(solver, prob, sched, x_T, ts, tol=1e-9, ref=ref)
+        assert shared == own
+    other = ob.timesteps(10, "uniform", 1.0, 0.01, schedule=sched)
+    with pytest.raises(ValueError, match="reference at the grid"):
+        per_step_errors("ddim", prob, sched, x_T, other, ref=ref)

@@ -28,6 +28,7 @@ import torch
 
 from .. import convergence, problems, schedules, singularity, solvers
 from ..grids import start_time, timesteps
+from ..reference import reference
 from ..study import Command, Field, StudyKind, StudyResult, register
 from .common import (
     cell_cost,
@@ -90,12 +91,18 @@ def run_cell(config: dict[str, Any]) -> list[dict[str, Any]]:
         grids = convergence.ladder_grids(config["steps"], spacing, t_max, t_min, sched)
         ref = convergence.global_reference(prob, sched, x_T, grids, tol)
         path = timesteps(int(config["path_steps"]), spacing, t_max, t_min, schedule=sched)
+        path_ref = None  # the exact states on the path: one reference for every solver
         for name in config["solver"]:
             solver = solvers.get(name)
             for row in convergence.global_errors(solver, prob.eps, sched, x_T, grids, ref):
                 rows.append({"part": "global", "solver": name, **row})
             if len(path) - 1 >= solver.min_steps:
-                for row in singularity.per_step_errors(solver, prob, sched, x_T, path, tol=tol):
+                if path_ref is None:
+                    path_ref = reference(prob, sched, x_T, path, tol=tol)
+                steps = singularity.per_step_errors(
+                    solver, prob, sched, x_T, path, tol=tol, ref=path_ref
+                )
+                for row in steps:
                     rows.append({"part": "per-step", "solver": name, **row})
         lip_ts = timesteps(int(config["lipschitz_times"]), spacing, t_max, t_min, schedule=sched)
         # The Lanczos start vectors come from their own seeded generator, not from the global
