@@ -6,10 +6,12 @@
 Each study in ``studies/*.toml`` known to git (or those named by ``--studies``, by file stem)
 runs as its own ``odebench run`` process into a fresh temporary output folder, so its cell
 cache is empty and nothing under ``figures/`` is touched (the folder is removed afterwards).
-Printed per study: wall seconds, the cells computed, and the total against the target of
-issue 16 (every committed study in at most 30 minutes in total with ``--workers 2`` on 2
-cores). ``--csv PATH`` also writes the rows (study, seconds, cells) and the total, written whole
-at the end through a temporary file: the source the docs cite. Exits 1 if a run fails.
+Printed per study: wall seconds, the CPU seconds of the run and its workers (less sensitive
+to a loaded machine), the cells computed, and the total against the target of issue 16 (every
+committed study in at most 30 minutes in total with ``--workers 2`` on 2 cores). ``--csv
+PATH`` also writes the rows (study, seconds, cpu_seconds, cells, workers) and the total,
+written whole at the end through a temporary file: the source the docs cite. Exits 1 if a
+run fails.
 Not a test: timings belong here, on a quiet machine; a loaded one inflates every number.
 """
 
@@ -19,6 +21,7 @@ import argparse
 import csv
 import os
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -47,8 +50,14 @@ def committed_studies() -> list[str]:
     return sorted(Path(p).stem for p in out)
 
 
-def time_study(name: str, workers: int) -> tuple[float, int]:
-    """(wall seconds, cells computed) of one fresh run of studies/NAME.toml."""
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def time_study(name: str, workers: int) -> tuple[float, float, int]:
+    """(wall seconds, CPU seconds of the run and its workers, cells computed) of one fresh
+    run of studies/NAME.toml."""
     with tempfile.TemporaryDirectory(prefix=f"study-times-{name}-") as tmp:
         command = [
             sys.executable,
@@ -63,25 +72,26 @@ def time_study(name: str, workers: int) -> tuple[float, int]:
             "--no-progress",
             "--yes",
         ]
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), _children_cpu()
         proc = subprocess.run(command, capture_output=True, text=True, cwd=tmp)
-        elapsed = time.perf_counter() - start
+        elapsed, cpu = time.perf_counter() - start, _children_cpu() - cpu
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["(no output)"]
         sys.exit(f"odebench run {name} failed (exit {proc.returncode}): {tail[0]}")
     found = re.search(r"(\d+) cells?", proc.stdout + proc.stderr)
-    return elapsed, int(found.group(1)) if found else -1
+    return elapsed, cpu, int(found.group(1)) if found else -1
 
 
-def write_csv(path: Path, rows: list[tuple[str, float, int]], workers: int) -> None:
+def write_csv(path: Path, rows: list[tuple[str, float, float, int]], workers: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     with os.fdopen(fd, "w", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(["study", "seconds", "cells", "workers"])
-        for name, seconds, cells in rows:
-            writer.writerow([name, f"{seconds:.1f}", cells, workers])
-        writer.writerow(["total", f"{sum(r[1] for r in rows):.1f}", "", workers])
+        writer.writerow(["study", "seconds", "cpu_seconds", "cells", "workers"])
+        for name, seconds, cpu, cells in rows:
+            writer.writerow([name, f"{seconds:.1f}", f"{cpu:.1f}", cells, workers])
+        total, cpu = (sum(r[i] for r in rows) for i in (1, 2))
+        writer.writerow(["total", f"{total:.1f}", f"{cpu:.1f}", "", workers])
     os.chmod(tmp, new_file_mode())
     os.replace(tmp, path)
 
@@ -101,9 +111,9 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--workers must be at least 1")
     rows = []
     for name in names:
-        seconds, cells = time_study(name, args.workers)
-        rows.append((name, seconds, cells))
-        print(f"{name:28s} {seconds:8.1f} s  {cells:5d} cells", flush=True)
+        seconds, cpu, cells = time_study(name, args.workers)
+        rows.append((name, seconds, cpu, cells))
+        print(f"{name:28s} {seconds:8.1f} s  (CPU {cpu:8.1f} s)  {cells:5d} cells", flush=True)
     total = sum(r[1] for r in rows)
     verdict = "ok" if total <= TARGET_S else "OVER"
     print(f"{'total':28s} {total:8.1f} s  ({total / 60:.1f} min; target 30 min: {verdict})")
