@@ -1,6 +1,7 @@
 """Time the reference's two backends side by side: scipy's DOP853 on the host, odebench's in torch.
 
     python benchmarks/reference_backend.py [--rounds 3] [--cases gmm-2d gmm-64d digits-unet]
+        [--csv figures/benchmarks/reference_backend.csv]
 
 Each case is the global reference an orders study makes (the union of the ladder grids 25 ..
 400 uniform steps from t_max to t_min = 0.1, in float64, one torch thread as in the study
@@ -12,13 +13,18 @@ process's CPU time (less sensitive to a shared machine's load). Printed per case
 evaluations, best wall seconds of each, the ratios torch / scipy of the best wall and CPU
 times (target on the CPU: at most 1), the largest
 relative difference of the two references' states, and the torch solve's evaluations per
-host synchronisation (one per step, accepted or rejected).
+host synchronisation (one per step, accepted or rejected). ``--csv PATH`` also writes these
+rows to a CSV (written whole at the end, through a temporary file), the source the docs cite.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import os
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 
@@ -26,6 +32,7 @@ import odebench as ob
 from odebench.convergence import ladder_grids
 from odebench.integrate.pf import pf_dop853
 from odebench.reference import reference, union_times
+from odebench.study.cache import new_file_mode
 
 CASES = {
     # name: (problem, schedule, network or None, samples, tolerance)
@@ -64,7 +71,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
+    parser.add_argument("--csv", type=Path, default=None, help="also write the rows here")
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
+    rows = []
     torch.set_num_threads(1)
     print(
         f"{'case':12s} {'nfe':>6s} {'scipy s':>8s} {'torch s':>8s} {'ratio':>6s} "
@@ -90,6 +101,33 @@ def main() -> None:
             f"{per_sync:8.1f}",
             flush=True,
         )
+        rows.append(
+            {
+                "case": case,
+                "nfe": refs["torch"].nfe,
+                "rounds": args.rounds,
+                "scipy_wall_s": f"{scipy_wall:.3f}",
+                "torch_wall_s": f"{torch_wall:.3f}",
+                "ratio_wall": f"{torch_wall / scipy_wall:.3f}",
+                "ratio_cpu": f"{torch_cpu / scipy_cpu:.3f}",
+                "max_rel_diff": f"{rel:.2e}",
+                "nfe_per_sync": f"{per_sync:.1f}",
+            }
+        )
+    if args.csv is not None:
+        write_csv(args.csv, rows)
+
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+    """All rows at once, through a temporary file renamed into place (never half a table)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    os.chmod(tmp, new_file_mode())
+    os.replace(tmp, path)
 
 
 if __name__ == "__main__":

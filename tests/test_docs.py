@@ -23,7 +23,7 @@ DATA_PATH = re.compile(r"(?:figures|odebench)/[\w./-]+?\.(?:csv|json)\b")
 # A cell that starts with a decimal or scientific number is a measurement ("1.03 [1.00,
 # 1.06]", "8.74e-05", "**+8.2**"); integers (orders, NFE rules) and prose do not count.
 MEASURED_CELL = re.compile(r"^[*+\s-]*\d+(?:\.\d+|(?:\.\d+)?e[-+]?\d+)")
-COMMAND = re.compile(r"`(?:odebench |python scripts/)[^`]+`")
+COMMAND = re.compile(r"`(?:odebench |python (?:scripts|benchmarks)/)[^`]+`")
 
 
 def _relative(path: Path) -> str:
