@@ -275,3 +275,15 @@ def test_the_audit_study_rebuilds_the_causes_from_its_table(quadrature, low_orde
     assert [r.findings for r in rebuilt] == [quadrature.findings, low_order_final.findings]
     assert dict(rebuilt[0].lines)["counterfactuals"] == dict(quadrature.lines)["counterfactuals"]
     assert any("counterfactual: " in f for f in rebuilt[1].findings)
+
+
+def test_a_combination_that_removes_a_finding_is_named_as_one():
+    from odebench.audit.causes import KINDS, Attempt, Cause
+
+    both = Attempt((cf.get("float64-tables"), cf.get("exact-last-steps")), None)
+    floor = next(k for k in KINDS if k.name == "floor")
+    cause = Cause("error floor 2.5e-04 at the finest N", floor, 2.5e-4, [both], [(both, 9.1e-6)])
+    assert cause.text() == (
+        "error floor 2.5e-04 -> 9.1e-06 with float64-tables + exact-last-steps together; "
+        "no single probe removes it"
+    )
