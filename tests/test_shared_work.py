@@ -140,3 +140,26 @@ def test_per_step_errors_with_a_shared_reference_are_the_same():
     other = ob.timesteps(10, "uniform", 1.0, 0.01, schedule=sched)
     with pytest.raises(ValueError, match="reference at the grid"):
         per_step_errors("ddim", prob, sched, x_T, other, ref=ref)
+
+
+@pytest.mark.parametrize("shape", [(40, 16, 2), (9, 4, 3, 5), (6, 3, 0)])
+@pytest.mark.parametrize("norm", ["rms", "max"])
+def test_path_error_of_all_times_at_once_is_the_per_time_maximum(shape, norm):
+    """The orders study's path error, every time point in one pass: the same float as the
+    maximum of the per-time errors, with exact, diverged and exactly zero time points."""
+    import math
+
+    from odebench.metrics import ERROR_NORMS, path_error
+
+    gen = torch.Generator().manual_seed(len(shape))
+    ref = torch.randn(shape, generator=gen, dtype=D) * 1e3
+    traj = ref + 1e-9 * torch.randn(shape, generator=gen, dtype=D) * torch.arange(shape[0]).view(
+        -1, *[1] * (len(shape) - 1)
+    )
+    fn = ERROR_NORMS[norm]
+    want = max(fn(traj[t], ref[t]) for t in range(shape[0]))
+    assert path_error(traj, ref, norm) == want
+    assert path_error(traj[:1], ref[:1], norm) == fn(traj[0], ref[0])  # t = 0: exact, 0
+    if traj[0].numel():
+        traj[3].view(-1)[0] = math.nan  # a diverged time point: inf, never nan
+        assert path_error(traj, ref, norm) == math.inf

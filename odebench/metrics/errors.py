@@ -106,4 +106,34 @@ def path_error(
     traj, ref_traj = _pair(traj, ref_traj, min_ndim=2)
     if traj.shape[1] == 0:
         raise ValueError(f"empty batch: trajectory shape {tuple(traj.shape)}")
+    if fn is rms_error or fn is max_error:  # every time point at once: the same numbers
+        return max(_norm_along(traj, ref_traj, rms=fn is rms_error))
     return max(fn(traj[t], ref_traj[t]) for t in range(traj.shape[0]))
+
+
+def _norm_along(traj: torch.Tensor, ref_traj: torch.Tensor, rms: bool) -> list[float]:
+    """``[rms_error(traj[t], ref_traj[t]) for t]`` (``max_error`` if not ``rms``), with the
+    per-sample norms of every time point in one pass: each row is reduced as it is alone."""
+    steps, batch = traj.shape[:2]
+    diff = (traj - ref_traj).reshape(steps, batch, -1)
+    finite = torch.isfinite(traj.reshape(steps, -1)).all(1).tolist()
+    if diff.shape[2] == 0:
+        dist = torch.zeros(steps, batch, dtype=diff.dtype, device=diff.device)
+    else:
+        scale = diff.abs().amax(dim=2, keepdim=True)
+        safe = torch.where(scale > 0, scale, torch.ones_like(scale))
+        dist = torch.linalg.vector_norm(diff / safe, dim=2) * scale.squeeze(2)
+    tops = dist.amax(dim=1)
+    if rms:
+        ok = (tops > 0) & torch.isfinite(tops)
+        unit = torch.where(ok, tops, torch.ones_like(tops))
+        ratio = torch.sqrt(torch.mean((dist / unit[:, None]) ** 2, dim=1)).tolist()
+    out = []
+    for t, top in enumerate(tops.tolist()):
+        if not finite[t]:
+            out.append(math.inf)
+        elif not rms or top == 0 or not math.isfinite(top):
+            out.append(top)
+        else:
+            out.append(top * ratio[t])
+    return out
