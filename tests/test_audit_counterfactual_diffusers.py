@@ -97,3 +97,31 @@ def test_the_audit_study_cell_with_counterfactuals_names_ddims_rule():
     assert "next-grid-time" in dict(report.lines)["counterfactuals"]
     plain = audit_cost({**config, "counterfactuals": False}).seconds
     assert audit_cost(config).seconds == pytest.approx(plain * (2 + len(cf.PROBES)))
+
+
+def test_exact_last_steps_of_a_karras_lms_start_at_its_own_sigma():
+    """On Karras sigmas the timestep LMS passes is interpolated from its sigma; the exact
+    last steps start at the time of the sigma the state is at, and end at data."""
+    from odebench.audit.adapters import drive
+    from odebench.audit.measure import prepare
+    from odebench.audit.probes import times_of_sigma_tilde
+
+    prep = prepare(
+        "diffusers:LMSDiscreteScheduler",
+        {"use_karras_sigmas": True},
+        "gaussian-lowrank",
+        "ddpm-linear-1000",
+        4,
+        0,
+    )
+    s = prep.setup
+    ctx = cf.Context(setup=s, nominal=4.0, state_kind="sigma-scaled", ends={25: 0.0})
+    probed = cf.combine([cf.get("exact-last-steps")], prep.factory, ctx)
+    run = drive(probed, 25, s.start, s.model, s.T, interface=s.iface)
+    sch = prep.factory()
+    sch.set_timesteps(25)
+    times = times_of_sigma_tilde(s.sched, [float(v) for v in sch.sigmas[:-1]])
+    k = next(j for j, t in enumerate(times) if t <= cf.TAIL)  # the first state replaced
+    assert abs(times[k] - run.calls[k].t) > 1e-6  # the timestep's time is not the sigma's
+    exact = s.flow(run.inputs[k], times[k], 0.0)
+    assert float((run.x_vp - exact).abs().max()) < 1e-6 * float(exact.abs().max())

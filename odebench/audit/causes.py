@@ -4,7 +4,8 @@ much.
 
 A finding is *removed* by a probe when the probe's own report card no longer has a finding of
 that kind (the same rules: :func:`.report.build_report`) and its number moved the right way:
-for an order, the rerun converges at the nominal order (or above); any other number (an
+for an order, the rerun converges at the nominal order (or above), or reaches it before a
+floor 10x lower than the original's (float32 round-off, say); any other number (an
 error floor or a growing error, a final step's defect, a time gap, a nonlinearity, a
 table's deviation) is at least ``REMOVED`` times smaller, or, for a floor, the order is as
 declared; never when the run's error at the finest N got 3 times worse. A floor whose
@@ -181,8 +182,10 @@ def removes(kind: Kind, before: AuditReport, after: AuditReport) -> bool:
         return True  # that floor is gone, even if a lower one (another cause) shows now
     if any(kind.match(f) for f in after.findings):
         return False
-    if kind.name == "order":  # the rerun's verdict: the order as declared (or above)
-        return _as_declared(after)
+    if kind.name == "order":  # the order as declared, or reached before a floor 10x lower
+        nominal = after.facts.get("nominal")
+        reached = _finite(a) and _finite(nominal) and a >= float(nominal) - 0.3
+        return _as_declared(after) or (reached and _floor(after) * REMOVED <= _floor(before))
     e_b, e_a = _finest_error(before), _finest_error(after)
     if _finite(e_b) and _finite(e_a) and e_a > 3.0 * e_b:
         return False  # the finding went, but the run got worse

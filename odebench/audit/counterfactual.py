@@ -49,7 +49,7 @@ import numpy as np
 import torch
 
 from .._tensor import DTYPE
-from .probes import _float32_names
+from .probes import _float32_names, times_of_sigma_tilde
 
 _LOW_TORCH = ("float32", "float", "float16", "half", "bfloat16")
 _LOW_NUMPY = ("float32", "single", "float16", "half")
@@ -218,8 +218,8 @@ def _exact_call_times(sch, context):
 
 
 def _counting(base: type, replace: Callable, tag: str) -> dict[str, Any]:
-    """set_timesteps / step overrides that count steps and let ``replace(self, k, n, out,
-    sample)`` rewrite the k-th step's output (n: the N of set_timesteps). The count is kept
+    """set_timesteps / step overrides that count steps and let ``replace(self, times, k, n,
+    out, sample)`` rewrite the k-th step's output (n: the N of set_timesteps). The count is kept
     under ``tag``, so probes of this kind stack."""
     key = f"_cf_{tag}"
 
@@ -232,7 +232,7 @@ def _counting(base: type, replace: Callable, tag: str) -> dict[str, Any]:
         state = self.__dict__[key]
         k = state[1]
         state[1] += 1
-        return replace(state[2], k, state[0], out, sample)
+        return replace(self, state[2], k, state[0], out, sample)
 
     return {"set_timesteps": set_timesteps, "step": step}
 
@@ -260,11 +260,18 @@ def _exact_steps(sch, context, which: Callable[[int, int, float], bool], tag: st
     call); the scheduler still sees its model outputs."""
     iface = context.setup.iface
 
-    def replace(times, k, n, out, sample):
-        t_now = iface.time(times[k])
+    def replace(self, times, k, n, out, sample):
+        sigmas = getattr(self, "sigmas", None)
+        if context.state_kind == "sigma-scaled" and sigmas is not None and len(sigmas) > k + 1:
+            # a k-diffusion port: its state is at its own sigma (the timestep passed to the
+            # model is interpolated from it), and the last step goes to its last sigma
+            t_now, t_next = times_of_sigma_tilde(context.setup.sched, [sigmas[k], sigmas[k + 1]])
+        else:
+            t_now = iface.time(times[k])
+            last = k + 1 >= len(times)
+            t_next = context.ends.get(n, math.nan) if last else iface.time(times[k + 1])
         if not which(k, len(times), t_now):
             return out
-        t_next = iface.time(times[k + 1]) if k + 1 < len(times) else context.ends.get(n, math.nan)
         if not (math.isfinite(t_next) and t_next < t_now):
             return out
         return _with_prev_sample(out, _flow_step(context, sample, t_now, t_next))
