@@ -25,7 +25,8 @@ and says which one made a finding go away.
   with epsrel 1e-4 on a float32 integrand in diffusers) integrated exactly in float64 (the
   Lagrange basis polynomial's antiderivative).
 - ``exact-final-step``: the last step replaced by the exact flow from the state entering it
-  to the end time the audit measured; ``exact-last-steps``: every step from a state at
+  to the end time the audit measured (a k-diffusion port, whose state sits at its own sigma:
+  from that sigma's time to its last sigma's); ``exact-last-steps``: every step from a state at
   t <= 0.1 (where the audit reads the interior order), so the run's error is the error at
   t = 0.1 carried exactly to the end.
 
