@@ -129,3 +129,23 @@ def test_the_audit_study_kind_runs_and_summarizes(tmp_path):
     table = (tmp_path / "audit_table.md").read_text()
     assert table.count("\n") == 4 and "`EulerDiscreteScheduler`" in table
     assert (tmp_path / "audit_errors.png").stat().st_size > 1000
+
+
+def test_counterfactuals_flag_names_what_was_tried_on_the_card(tmp_path, capsys):
+    pytest.importorskip("diffusers")
+    argv = ["audit", "diffusers:DPMSolverMultistepScheduler", "--steps", "10,20,40,80"]
+    args = parse([*argv, "--n-samples", "4", "--out", str(tmp_path), "--counterfactuals"])
+    cli.run(args)
+    out = capsys.readouterr().out
+    assert "counterfactuals" in out and "float64-state" in out
+    card = next(tmp_path.glob("*_card.txt")).read_text()
+    assert "counterfactuals" in card
+
+
+def test_counterfactuals_multiply_the_estimate(capsys):
+    base = ["audit", "diffusers:DDIMScheduler", "--steps", "10,20,40", "--estimate"]
+    cli.run(parse(base))
+    plain = capsys.readouterr().out
+    cli.run(parse([*base, "--counterfactuals"]))
+    probed = capsys.readouterr().out
+    assert plain.startswith("estimate:") and probed.startswith("estimate:") and plain != probed

@@ -83,6 +83,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help="require a strong order (a stochastic sampler whose noise the audit drives by a "
         "Brownian path on nested grids); an error otherwise",
     )
+    p.add_argument(
+        "--counterfactuals",
+        action="store_true",
+        help="rerun the ladder once per applicable counterfactual probe and name each "
+        "finding's cause (up to about 10 times the audit's time)",
+    )
     add_limit_options(p)
     p.add_argument(
         "--estimate",
@@ -104,6 +110,10 @@ def check_size(args: argparse.Namespace, steps: list[int]) -> None:
     except (ValueError, TypeError):  # an unknown problem: the audit names it
         dim = 64
     total = float(sum(steps))
+    if getattr(args, "counterfactuals", False):  # the audit, all probes and their combination
+        from .counterfactual import PROBES
+
+        total *= 2 + len(PROBES)
     run = estimate(
         args.n_samples, dim, EVALS_PER_STEP * total, total, longest=max(steps, default=0)
     )
@@ -141,6 +151,19 @@ def run(args: argparse.Namespace) -> None:
             seed=args.seed,
             strong=True if getattr(args, "strong", False) else None,
         )
+        if getattr(args, "counterfactuals", False):
+            from .causes import explain_audit
+
+            report = explain_audit(
+                report,
+                args.sampler,
+                args.config,
+                problem=args.problem,
+                schedule=args.schedule,
+                steps=steps,
+                n_samples=args.n_samples,
+                seed=args.seed,
+            )
         print(report.card())
         for path in write(report, out):
             print(f"wrote:  {path}")
