@@ -113,3 +113,15 @@ def test_a_digits_study_at_the_defaults_needs_yes(run_cli) -> None:
         "orders", "--problem", "digits-data", "--model", "trained",
         "--schedule", "ddpm-linear-1000", "--estimate", "--yes",
     ).code == 0  # fmt: skip
+
+
+def test_a_card_that_failed_once_is_counted_again_when_it_loads(tmp_path, monkeypatch) -> None:
+    """The count is remembered per card file: a bad card of the same name seen earlier (a test
+    of bad cards, a user's folder) must not leave None behind for the good one."""
+    from odebench.models import loading
+
+    (tmp_path / "gmm-2d-mlp.json").write_text("{not json")
+    monkeypatch.setattr(loading, "ASSETS", tmp_path)
+    assert cost.network_size("gmm-2d-mlp", 2) is None
+    monkeypatch.undo()
+    assert cost.network_size("gmm-2d-mlp", 2) is not None

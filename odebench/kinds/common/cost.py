@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -94,11 +95,24 @@ def _dim(problem: str) -> int:
     return _problem(problem)[0]
 
 
-@functools.lru_cache(maxsize=16)
 def network_size(name: str, dim: int) -> tuple[float, int] | None:
     """(floating-point operations of one evaluation per sample, parameters) of the shipped
     network ``name`` on ``dim``-dimensional states, counted on one float32 sample on the CPU;
-    None where it does not load or run (the study refuses it elsewhere)."""
+    None where it does not load or run (the study refuses it elsewhere). Remembered per card
+    file and its modification time, so a changed or different card is counted afresh."""
+    from ...models import loading
+
+    card = Path(loading.ASSETS) / f"{name}.json"
+    try:
+        stamp = card.stat().st_mtime_ns
+    except OSError:
+        return None
+    return _network_size(name, str(card.resolve()), stamp, dim)
+
+
+@functools.lru_cache(maxsize=16)
+def _network_size(name: str, card: str, stamp: int, dim: int) -> tuple[float, int] | None:
+    """network_size's count, for the card file ``card`` as it was at ``stamp``."""
     from torch.utils.flop_counter import FlopCounterMode
 
     from ...models import load
