@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 import torch
 
@@ -147,3 +148,23 @@ def test_guidance_needs_a_conditional_model():
     digits = ob.problems.get("digits-data")
     with pytest.raises(ValueError, match="needs a conditional network"):
         eps_model("digits-unet", digits, digits.schedule, guidance=2.0, n=4)
+
+
+def test_a_guided_norms_study_writes_one_figure_per_scale(tmp_path):
+    """A norms study with a guidance ladder: its rows carry w and its figures are one per w
+    (they had one name, and publishing the second failed at the end of the run)."""
+    from odebench.cli import main
+
+    study = tmp_path / "guided_norms.toml"
+    study.write_text(
+        '[study]\nname = "guided_norms"\nkind = "norms"\n'
+        f'output = "{tmp_path / "out"}"\n'
+        '[grid]\nproblem = ["gmm-2d"]\nmodel = ["exact"]\nschedule = ["linear"]\n'
+        'guidance = [0.0, 3.0]\nsolver = ["ddim", "f-pndm"]\nnfe = [20]\nt_min = [0.01]\n'
+        'spacing = ["uniform"]\nseed = [0]\n[options]\nn_samples = 8\nref_tol = 1e-8\n'
+    )
+    assert main(["run", str(study), "--no-progress"]) == 0
+    pngs = sorted(p.name for p in (tmp_path / "out").glob("*.png"))
+    assert len(pngs) == 2 and pngs[0].endswith("_w0.png") and pngs[1].endswith("_w3.png")
+    rows = pd.read_csv(tmp_path / "out" / "guided_norms_summary.csv")
+    assert sorted(rows["guidance"].unique()) == [0.0, 3.0]

@@ -76,7 +76,8 @@ def plot_norms(df: pd.DataFrame, folder: Path, cell_keys: Sequence[str]) -> list
             else (
                 f"norms_{ck['problem']}{model_tag(ck, '_')}_{ck['schedule']}_nfe{ck['nfe']}_"
                 f"tmin{ck['t_min']:g}_"
-                f"{ck['spacing']}"
+                f"{ck['spacing']}" + (f"_w{ck['guidance']:g}" if "guidance" in ck else "")
+                # a guidance ladder's rows carry their scale: one figure per w
             )
         )
         path = folder / f"{name}.png"
