@@ -140,30 +140,20 @@ def run(args: argparse.Namespace) -> None:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise ValueError(f"--out {out}: cannot create the folder ({err.strerror})") from None
+    options = {
+        "problem": args.problem,
+        "schedule": args.schedule,
+        "steps": steps,
+        "n_samples": args.n_samples,
+        "seed": args.seed,
+    }
     with locked(out):
-        report = audit(
-            args.sampler,
-            args.config,
-            problem=args.problem,
-            schedule=args.schedule,
-            steps=steps,
-            n_samples=args.n_samples,
-            seed=args.seed,
-            strong=True if getattr(args, "strong", False) else None,
-        )
-        if getattr(args, "counterfactuals", False):
+        strong = True if getattr(args, "strong", False) else None
+        report = audit(args.sampler, args.config, strong=strong, **options)
+        if getattr(args, "counterfactuals", False):  # the same ladder, once per probe
             from .causes import explain_audit
 
-            report = explain_audit(
-                report,
-                args.sampler,
-                args.config,
-                problem=args.problem,
-                schedule=args.schedule,
-                steps=steps,
-                n_samples=args.n_samples,
-                seed=args.seed,
-            )
+            report = explain_audit(report, args.sampler, args.config, **options)
         print(report.card())
         for path in write(report, out):
             print(f"wrote:  {path}")
