@@ -152,3 +152,31 @@ def test_inverses_reach_the_clean_data_end(name):
     s = ob.schedules.get(name)
     assert float(s.t_from_lambda(torch.tensor(math.inf, dtype=D))) == 0.0
     assert float(s.t_from_sigma_tilde(torch.tensor(0.0, dtype=D))) == 0.0
+
+
+@pytest.mark.parametrize("interpolation", ["cubic", "linear"])
+@pytest.mark.parametrize("betas", ["ddpm-linear", "cosine", "scaled-linear"])
+def test_one_time_inverts_to_the_same_bits_as_the_tensor_bisection(betas, interpolation):
+    """The float path of a discrete table's inverse (one time: an adaptive solve's every
+    evaluation) gives the tensor bisection's root to the last bit, ends included, and its
+    float log abar is the tensor one's."""
+    from odebench.schedules.base import bisect_decreasing
+    from odebench.schedules.discrete import DiscreteSchedule
+
+    table = {"ddpm-linear": ddpm_linear_betas, "cosine": cosine_betas}
+    table["scaled-linear"] = scaled_linear_betas
+    sched = DiscreteSchedule(table[betas](), betas, interpolation=interpolation)
+    gen = torch.Generator().manual_seed(3)
+    knots = sched.knots_t
+    t = torch.cat([torch.rand(300, generator=gen, dtype=D), knots[::97], knots[-1:]])
+    log_abar = sched._log_alpha_bar(t)
+    floats = torch.tensor([sched._log_alpha_bar_float(v) for v in t.tolist()], dtype=D)
+    assert torch.equal(floats, log_abar)
+    targets = torch.cat([log_abar, torch.tensor([1.0, -1e3], dtype=D)])  # beyond both ends
+    for target in targets:
+        tensor_root = bisect_decreasing(sched._log_alpha_bar, target, sched.t_lo, sched.t_hi)
+        assert torch.equal(sched._t_from_log_alpha_bar(target), tensor_root)
+    assert float(sched._t_from_log_alpha_bar(targets[-2])) == sched.t_lo
+    assert float(sched._t_from_log_alpha_bar(targets[-1])) == sched.t_hi
+    roots = torch.stack([sched._t_from_log_alpha_bar(v) for v in log_abar])
+    assert float((roots - t).abs().max()) < 1e-12  # and it is the inverse

@@ -468,3 +468,32 @@ def test_dask_missing_says_how_to_install(
     with pytest.raises(StudyError, match=r"install odebench\[dask\]"):
         run_study(study_file, out=tmp_path / "out", scheduler="tcp://127.0.0.1:1", progress=False)
     assert calls(call_log) == []
+
+
+# ----------------------------------------------------------------------------- cell order
+
+
+def test_a_pool_starts_the_costliest_cells_first_and_the_csv_keeps_expansion_order():
+    from odebench.study.limits import Estimate
+    from odebench.study.runner import _Cell, longest_first
+
+    costs = {"a": 1.0, "b": 30.0, "c": 5.0, "d": 30.0}
+
+    def estimate(config: dict[str, Any]) -> Estimate:
+        return Estimate(memory=0.0, seconds=costs[config["solver"]])
+
+    def costed(how: Any) -> StudyKind:
+        grid = {"solver": Field(str)}
+        return StudyKind("costed", grid, {}, (), run_cell=dummy.run_cell, estimate=how)
+
+    kind = costed(estimate)
+    cells = [_Cell(i, {"solver": s}, str(i)) for i, s in enumerate("abcd")]
+    ordered = longest_first(kind, cells)
+    assert [c.config["solver"] for c in ordered] == ["b", "d", "c", "a"]  # ties: expansion order
+    assert [c.index for c in cells] == [0, 1, 2, 3]  # the caller's list is not reordered
+
+    def broken(config: dict[str, Any]) -> Estimate:
+        raise ValueError("cannot cost this cell")
+
+    assert longest_first(costed(broken), cells) == cells
+    assert longest_first(costed(None), cells) == cells

@@ -223,3 +223,22 @@ def bisect_decreasing(f, target: torch.Tensor, lo: float, hi: float) -> torch.Te
     lo_t, hi_t = torch.full_like(target, lo), torch.full_like(target, hi)
     out = torch.where(target >= f(lo_t), lo_t, out)  # the ends exactly (e.g. t = 0: abar = 1)
     return torch.where(target <= f(hi_t), hi_t, out)
+
+
+def bisect_decreasing_scalar(f, target: float, lo: float, hi: float) -> float:
+    """:func:`bisect_decreasing` for one target with a float function ``f``: the same
+    iterations in the same float64 operations, so the same root to the last bit, without a
+    tensor operation per iteration (an adaptive reference inverts one time per evaluation)."""
+    a, b = lo, hi
+    for _ in range(80):
+        mid = 0.5 * (a + b)
+        if f(mid) > target:
+            a = mid
+        else:
+            b = mid
+    out = 0.5 * (a + b)
+    if target >= f(lo):
+        out = lo
+    if target <= f(hi):
+        out = hi
+    return out

@@ -30,6 +30,7 @@ import torch
 from scipy.interpolate import CubicSpline
 
 from .._tensor import DTYPE
+from .base import bisect_decreasing_scalar
 from .vp import VPSchedule
 
 INTERPOLATIONS = ("cubic", "linear")
@@ -81,6 +82,36 @@ class DiscreteSchedule(VPSchedule):
             return self.knots_log_alpha_bar[j] + slope * dt
         c = self._coef[:, j]
         return ((c[0] * dt + c[1]) * dt + c[2]) * dt + c[3]
+
+    def _log_alpha_bar_float(self, t: float) -> float:
+        """``_log_alpha_bar`` of one time in Python floats: the same operations in the same
+        order (so the same bits) without the tensor overhead."""
+        knots_t, knots, coef = self._float_tables()
+        j = min(max(math.floor(t * self.T), 0), self.T - 1)
+        dt = t - knots_t[j]
+        if self.interpolation == "linear":
+            return knots[j] + (knots[j + 1] - knots[j]) * self.T * dt
+        c0, c1, c2, c3 = coef[j]
+        return ((c0 * dt + c1) * dt + c2) * dt + c3
+
+    def _float_tables(self) -> tuple[list[float], list[float], list[tuple[float, ...]]]:
+        tables = self.__dict__.get("_floats")
+        if tables is None:
+            cubic = self.interpolation == "cubic"
+            coef = [tuple(c) for c in self._coef.T.tolist()] if cubic else []
+            tables = (self.knots_t.tolist(), self.knots_log_alpha_bar.tolist(), coef)
+            self.__dict__["_floats"] = tables
+        return tables
+
+    def _t_from_log_alpha_bar(self, log_abar: torch.Tensor) -> torch.Tensor:
+        """The generic bisection; for one time (an adaptive solve's every evaluation) in
+        Python floats, bit for bit the same root."""
+        if log_abar.numel() != 1:
+            return super()._t_from_log_alpha_bar(log_abar)
+        root = bisect_decreasing_scalar(
+            self._log_alpha_bar_float, float(log_abar), self.t_lo, self.t_hi
+        )
+        return torch.full_like(log_abar, root)
 
     def _beta(self, t):
         j, dt = self._locate(t)
