@@ -50,11 +50,14 @@ class Fake(FakeDDIMScheduler):
         self.sigmas = torch.cat([((1 - acp) / acp).sqrt(), torch.zeros(1, dtype=D)])
         self.derivatives = []
 
+    def _has(self, bug: str) -> bool:
+        return bug in str(self.bug).split("+")  # "a+b": two bugs at once
+
     def _index(self, t) -> int:
         return int((self.timesteps == int(t)).nonzero()[0])
 
     def previous_timestep(self, timestep):
-        if self.bug == "prev-rule":
+        if self._has("prev-rule"):
             return max(int(timestep) - self.T // self.n - 1, -1)
         k = self._index(timestep)
         return int(self.timesteps[k + 1]) if k + 1 < len(self.timesteps) else -1
@@ -69,7 +72,7 @@ class Fake(FakeDDIMScheduler):
             return prod
 
         a, b = float(self.sigmas[t]), float(self.sigmas[t + 1])
-        if self.bug == "rectangle-quadrature":
+        if self._has("rectangle-quadrature"):
             return (b - a) * basis(a)
         nodes, weights = np.polynomial.legendre.leggauss(4)  # exact for these degrees
         mid, half = (a + b) / 2, (b - a) / 2
@@ -79,7 +82,7 @@ class Fake(FakeDDIMScheduler):
 
     def step(self, eps, t, x):
         dtype = x.dtype
-        if self.bug == "float32-state":
+        if self._has("float32-state"):
             x = x.to(torch.float32)
         k = self._index(t)
         last = k + 1 == len(self.timesteps)
@@ -284,6 +287,22 @@ def test_a_combination_that_removes_a_finding_is_named_as_one():
     floor = next(k for k in KINDS if k.name == "floor")
     cause = Cause("error floor 2.5e-04 at the finest N", floor, 2.5e-4, [both], [(both, 9.1e-6)])
     assert cause.text() == (
-        "error floor 2.5e-04 -> 9.1e-06 with float64-tables + exact-last-steps together; "
-        "no single probe removes it"
+        "error floor 2.5e-04 -> 9.1e-06 with float64 tables + every step below t = 0.1 by the "
+        "exact flow together (float64-tables + exact-last-steps; no single probe removes it: "
+        "float64-tables -, exact-last-steps - alone)"
     )
+
+
+def test_a_defect_of_two_bugs_together_is_narrowed_to_those_two():
+    """Fake LMS 2 with two bugs: a previous-timestep rule off the grid and rectangle-rule
+    coefficients. Removing either leaves the other's error (no single probe removes the
+    finding); all applicable probes together do, and dropping probes while the rest still
+    removes it leaves exactly the two probes of the two bugs."""
+    report = explained(LMS2, lms_order=2, bug="prev-rule+rectangle-quadrature")
+    (cause,) = [c for c in causes(report, "floor") if c.finding.startswith("does not converge")]
+    assert not any(len(a.probes) == 1 for a in cause.removed_by)
+    best = min(cause.removed_by, key=lambda a: len(a.probes))
+    assert {p.name for p in best.probes} == {"next-grid-time", "exact-quadrature"}
+    text = cause.text()
+    assert "with steps to the grid's next time + exact LMS coefficients together" in text
+    assert "no single probe removes it: next-grid-time" in text

@@ -125,3 +125,34 @@ def test_exact_last_steps_of_a_karras_lms_start_at_its_own_sigma():
     assert abs(times[k] - run.calls[k].t) > 1e-6  # the timestep's time is not the sigma's
     exact = s.flow(run.inputs[k], times[k], 0.0)
     assert float((run.x_vp - exact).abs().max()) < 1e-6 * float(exact.abs().max())
+
+
+def test_taylor_3m_makes_dpm_solver_3m_exact_for_a_quadratic_model_output():
+    """x0(lambda) = a + b lambda + c lambda^2: the exponential integrator's exact step is
+    alpha_t [(1 - e^-h) m + (h - 1 + e^-h) m' + (h^2/2 - h + 1 - e^-h) m''] (+ sigma_t /
+    sigma_s x). The probe's 3M step gives it to float32 round-off; diffusers' misses by its
+    half-weighted third-order term, alpha_t phi_3 h^2 m'' / 2 (order 2)."""
+    import math
+
+    def step(sch):
+        sch.set_timesteps(10)
+        sch._step_index = 5
+        lam = []
+        for k in range(4):
+            a, s = sch._sigma_to_alpha_sigma_t(sch.sigmas[6 - k].double())
+            lam.append(float(torch.log(a) - torch.log(s)))
+        m = [torch.full((1, 2), 0.3 + 0.2 * v + 0.1 * v * v, dtype=D) for v in lam[1:]]
+        x = torch.ones(1, 2, dtype=D)
+        out = sch.multistep_dpm_solver_third_order_update(m[::-1], sample=x)
+        a_t, s_t = (float(v) for v in sch._sigma_to_alpha_sigma_t(sch.sigmas[6].double()))
+        _, s_s = (float(v) for v in sch._sigma_to_alpha_sigma_t(sch.sigmas[5].double()))
+        h, ls = lam[0] - lam[1], lam[1]
+        m0, m1, m2 = 0.3 + 0.2 * ls + 0.1 * ls * ls, 0.2 + 0.2 * ls, 0.2
+        e = math.exp(-h)
+        exact = s_t / s_s + a_t * ((1 - e) * m0 + (h - 1 + e) * m1 + (h * h / 2 - h + 1 - e) * m2)
+        return float(out[0, 0]) - exact
+
+    config = {**TABLE, "solver_order": 3}
+    assert abs(step(cf.get("taylor-3m").apply(DPMSolverMultistepScheduler(**config)))) < 2e-6
+    assert abs(step(DPMSolverMultistepScheduler(**config))) > 1e-4
+    assert cf.get("taylor-3m").apply(DPMSolverMultistepScheduler(**TABLE)) is None  # order 2

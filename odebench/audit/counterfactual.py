@@ -128,6 +128,8 @@ class Context:
         return bool(getattr(self.setup, "exact", False)) and self.state_kind in (
             "vp",
             "sigma-scaled",
+            "flow",
+            "ve",
         )
 
     def c(self, t: float) -> float:
@@ -267,6 +269,11 @@ def _exact_steps(sch, context, which: Callable[[int, int, float], bool], tag: st
             # a k-diffusion port: its state is at its own sigma (the timestep passed to the
             # model is interpolated from it), and the last step goes to its last sigma
             t_now, t_next = times_of_sigma_tilde(context.setup.sched, [sigmas[k], sigmas[k + 1]])
+        elif context.state_kind in ("flow", "ve") and sigmas is not None and len(sigmas) > k + 1:
+            # flow matching (t = sigma, or 1 - sigma inverted) and EDM (t = sigma / sigma_max):
+            # the state is at its sigma, and each step goes to the next one (FlowMatchEuler's
+            # fixed last step to sigma = 0 or shift_terminal included)
+            t_now, t_next = (_t_of_sigma(iface, float(v)) for v in (sigmas[k], sigmas[k + 1]))
         else:
             t_now = iface.time(times[k])
             last = k + 1 >= len(times)
@@ -278,6 +285,12 @@ def _exact_steps(sch, context, which: Callable[[int, int, float], bool], tag: st
         return _with_prev_sample(out, _flow_step(context, sample, t_now, t_next))
 
     return subclass(sch, tag, _counting(type(sch), replace, tag))
+
+
+def _t_of_sigma(iface: Any, sigma: float) -> float:
+    """odebench time of a flow-matching or EDM scheduler's own sigma."""
+    of = iface.t_of_sigma
+    return of(sigma) if of is not None else sigma / float(iface.schedule.sigma_max)
 
 
 def _solver_order(sch, context) -> int:
@@ -386,6 +399,45 @@ def _exact_quadrature(sch, context):
     return subclass(sch, "exact-quadrature", {"get_lms_coefficient": get_lms_coefficient})
 
 
+THIRD = "multistep_dpm_solver_third_order_update"
+
+
+def _taylor_3m(sch, context):
+    """DPM-Solver(++) 3M with its third-order term weighted as Taylor's expansion needs.
+
+    With m the model output (x0 for dpmsolver++, eps for dpmsolver) as a function of lambda,
+    D2 = (D1_0 - D1_1) / (r0 + r1) is h^2 m'' / 2 (r0 = r1 = 1: (m0 - 2 m1 + m2) / 2), and
+    the exact integral's term is alpha_t (h^2 / 2 - h + 1 - e^-h) m'' = 2 alpha_t phi_3 D2
+    with phi_3 = 1/2 - (e^-h - 1 + h) / h^2 (Lu et al. 2022, DPM-Solver++, eq. of the
+    exponential integrator expanded to second order in lambda). diffusers (as DPM-Solver's
+    reference code and k-diffusion's 3M) adds phi_3 D2 once: a local error O(h^3), order 2.
+    This probe adds the missing phi_3 D2 (dpmsolver: sigma_t ((e^h - 1 - h) / h^2 - 1/2) D2).
+    """
+    base = type(sch)
+    if not callable(getattr(base, THIRD, None)) or _config(sch).get("solver_order") != 3:
+        return None
+    if _config(sch).get("algorithm_type", "dpmsolver++") not in ("dpmsolver++", "dpmsolver"):
+        return None
+
+    def third(self, model_output_list, *args, **kwargs):
+        out = getattr(base, THIRD)(self, model_output_list, *args, **kwargs)
+        i = self.step_index
+        pairs = [self._sigma_to_alpha_sigma_t(self.sigmas[i + 1 - k]) for k in range(4)]
+        lam = [torch.log(a) - torch.log(s) for a, s in pairs]
+        h, h0, h1 = lam[0] - lam[1], lam[1] - lam[2], lam[2] - lam[3]
+        m0, m1, m2 = model_output_list[-1], model_output_list[-2], model_output_list[-3]
+        r0, r1 = h0 / h, h1 / h
+        d2 = ((m0 - m1) / r0 - (m1 - m2) / r1) / (r0 + r1)
+        alpha_t, sigma_t = pairs[0]
+        if self.config.algorithm_type == "dpmsolver++":
+            extra = -(alpha_t * ((torch.exp(-h) - 1.0 + h) / h**2 - 0.5)) * d2
+        else:
+            extra = -(sigma_t * ((torch.exp(h) - 1.0 - h) / h**2 - 0.5)) * d2
+        return out + extra.to(out.dtype)
+
+    return subclass(sch, "taylor-3m", {THIRD: third})
+
+
 #: Specific causes first, then the probes that only localise a defect (call times, warm-up,
 #: final step): the first probe that removes a finding is the cause the card names.
 PROBES: tuple[Probe, ...] = (
@@ -413,6 +465,13 @@ PROBES: tuple[Probe, ...] = (
         "exact LMS coefficients",
         "the numerical quadrature of the LMS coefficients",
         _exact_quadrature,
+    ),
+    Probe(
+        "taylor-3m",
+        "the 3M step's D2 term weighted as Taylor's expansion needs (twice)",
+        "DPM-Solver++(3M)'s third-order term is half of what order 3 needs (D2 = h^2 m''/2 "
+        "weighted by phi_3 as if it were h^2 m''): the 3M step is of order 2",
+        _taylor_3m,
     ),
     Probe(
         "exact-call-times",
