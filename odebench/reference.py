@@ -50,6 +50,8 @@ from .solvers.pf import AdaptiveReference
 from .solvers.solve import check_start
 
 RELIABILITY_FACTOR = 100.0
+#: ``Reference.second`` where the accuracy solve was skipped (``accuracy=False``).
+NOT_COMPUTED = "not computed (accuracy=False)"
 BACKENDS = ("auto", "scipy", "torch")
 
 
@@ -98,6 +100,7 @@ def reference(
     tol: float = 1e-12,
     model=None,
     backend: str = "auto",
+    accuracy: bool = True,
 ) -> Reference:
     """Exact (or high-accuracy) states at ``times`` (decreasing, times[0] = start of x_T).
 
@@ -105,6 +108,9 @@ def reference(
     adaptive solves (e.g. a network), in which case the exact flow is not used. ``backend``
     (``"auto"``, ``"scipy"``, ``"torch"``) picks the integrator of the adaptive solves (module
     docstring); the states come back on x_T's device and in its dtype either way.
+    ``accuracy=False`` skips the second adaptive solve, which only measures the first's
+    accuracy: the states are the same, ``accuracy`` is NaN and ``second`` says it was not
+    computed (for a caller that never reads it; about half the cost).
     """
     check_start(x_T, "x_T")
     times = check_grid(times, schedule, name="times", min_points=1)
@@ -113,7 +119,8 @@ def reference(
     device = _backend_device(backend, model, x_T)
     flow = getattr(problem, "flow", None) if model is None else None
     if flow is None and float(schedule.alpha(times[0])) == 0.0:
-        return _from_pure_noise(problem, schedule, x_T, times, tol, model, device)
+        ref = _from_pure_noise(problem, schedule, x_T, times, tol, model, device, accuracy)
+        return ref
     if flow is not None:
         states = torch.stack([flow(x_T, times[0], t) for t in times])
         second = torch.stack([_composed_flow(flow, schedule, x_T, times[0], t) for t in times])
@@ -124,15 +131,24 @@ def reference(
     eps = model if model is not None else problem.eps
     # Two independent adaptive solves: DOP853 in lambda and in sigma_tilde. A grid that ends
     # at t = 0 has lambda = inf there, so both run in sigma_tilde, with different methods.
-    plans = _plans(schedule, float(times[-1]), tol, device)
+    plans = _plans(schedule, float(times[-1]), tol, device)[: 2 if accuracy else 1]
     sols, nfe = [], 0
     for method, variable, rtol in plans:
         trajectory, n = _adaptive(eps, schedule, x_T, times, method, variable, rtol, device)
         sols.append(trajectory)
         nfe += n
-    acc = torch.tensor([rms_error(a, b) for a, b in zip(sols[0], sols[1], strict=True)])
-    first, second = (_label(m, v, r, device) for m, v, r in plans)
-    return Reference(times, sols[0], acc, first, second, nfe)
+    labels = [_label(m, v, r, device) for m, v, r in plans]
+    return Reference(times, sols[0], *_accuracy(sols, labels), nfe)
+
+
+def _accuracy(chains: list[torch.Tensor], labels: list[str]) -> tuple[torch.Tensor, str, str]:
+    """(accuracy per time, first label, second label) of one or two solves' trajectories;
+    with one, the accuracy is NaN: not computed."""
+    if len(chains) == 1:
+        nan = torch.full((len(chains[0]),), math.nan, dtype=DTYPE)
+        return nan, labels[0], NOT_COMPUTED
+    acc = torch.tensor([rms_error(a, b) for a, b in zip(chains[0], chains[1], strict=True)])
+    return acc, labels[0], labels[1]
 
 
 def _backend_device(backend: str, model, x_T: torch.Tensor) -> torch.device | None:
@@ -280,7 +296,7 @@ def _scipy_dop853(fun, y0: torch.Tensor, grid: list[float], tol, how):
     return [tensor(sol.y[:, k]) for k in range(len(grid) - 1)], sol.nfev
 
 
-def _from_pure_noise(problem, schedule, x_T, times, tol, model, device) -> Reference:
+def _from_pure_noise(problem, schedule, x_T, times, tol, model, device, accuracy) -> Reference:
     x0_fn = _x0_function(problem, model)
     eps = model if model is not None else problem.eps
     tl = [float(t) for t in times]
@@ -291,7 +307,7 @@ def _from_pure_noise(problem, schedule, x_T, times, tol, model, device) -> Refer
     head = [t for t in tl if t > t_switch] + [t_switch]
     tail = [t for t in tl if t < t_switch]
     pairs = zip("tu", _plans(schedule, tl[-1], tol, device), strict=True)
-    plans = [(how, *plan) for how, plan in pairs]
+    plans = [(how, *plan) for how, plan in pairs][: 2 if accuracy else 1]
     chains, nfe = [], 0
     for how, method, variable, rtol in plans:
         states, n = _first_piece(x0_fn, schedule, x_T.to(DTYPE), head, rtol, how, device)
@@ -303,8 +319,7 @@ def _from_pure_noise(problem, schedule, x_T, times, tol, model, device) -> Refer
             states = states + list(traj[1:])
         keep = [i for i, t in enumerate(head + tail) if t in tl]
         chains.append(torch.stack([states[i] for i in keep]))
-    acc = torch.tensor([rms_error(a, b) for a, b in zip(chains[0], chains[1], strict=True)])
-    first, second = (
+    labels = [
         f"DOP853 in {h} from alpha = 0, then {_label(m, v, r, device)}" for h, m, v, r in plans
-    )
-    return Reference(times, chains[0], acc, first, second, nfe)
+    ]
+    return Reference(times, chains[0], *_accuracy(chains, labels), nfe)
