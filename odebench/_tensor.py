@@ -4,6 +4,7 @@ step, in as few passes over the data as the formula allows."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -28,6 +29,10 @@ def as_time(t: torch.Tensor | float, *, like: torch.Tensor | None = None) -> tor
 
 def check_times_in(t: torch.Tensor, lo: float, hi: float, what: str) -> None:
     """Raise ValueError unless every entry of ``t`` is finite and in [lo, hi]."""
+    if t.numel() == 1:  # one time (a solver's step, an adaptive solve's evaluation): no reductions
+        v = float(t)
+        if math.isfinite(v) and lo - 1e-12 <= v <= hi + 1e-12:
+            return
     if not bool(torch.isfinite(t).all()):
         raise ValueError(f"{what}: times must be finite, got {t.tolist()}")
     t_lo, t_hi = float(t.min()), float(t.max())

@@ -180,3 +180,15 @@ def test_one_time_inverts_to_the_same_bits_as_the_tensor_bisection(betas, interp
     assert float(sched._t_from_log_alpha_bar(targets[-1])) == sched.t_hi
     roots = torch.stack([sched._t_from_log_alpha_bar(v) for v in log_abar])
     assert float((roots - t).abs().max()) < 1e-12  # and it is the inverse
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf, -1e-3, 1.0 + 1e-9])
+@pytest.mark.parametrize("shape", [(), (1,), (3,)])
+def test_a_time_outside_the_schedule_is_refused_alone_or_in_a_batch(bad, shape):
+    """One time takes a fast path in the range check: it must refuse what a batch refuses."""
+    sched = ob.schedules.get("ddpm-linear-1000")
+    t = torch.full(shape, 0.5, dtype=D)
+    t.view(-1)[-1] = bad
+    with pytest.raises(ValueError, match="times must"):
+        sched.alpha(t)
+    assert torch.isfinite(sched.alpha(torch.full(shape, 1.0 + 1e-13, dtype=D))).all()
