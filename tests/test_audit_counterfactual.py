@@ -183,6 +183,26 @@ def test_float32_state_is_removed_by_the_float64_state_only(float32_state):
     assert "-> " in finding and cause.before > 1e-2
 
 
+def test_a_float32_finding_alone_reruns_the_facts_probe_not_the_ladder(float32_state):
+    """The nonlinearity is measured by the facts probe (one run at probe_steps): a report
+    whose only finding is of that kind reruns no rung of the ladder, and its study rows
+    (no cf-ladder) rebuild the same annotated finding."""
+    import pandas as pd
+
+    from odebench.audit.causes import needs_ladder
+    from odebench.kinds.audit import DROPPED, attempt_rows, reports
+
+    assert not needs_ladder(float32_state)
+    assert all(a.report.rows == [] for a in float32_state.counterfactuals["attempts"])
+    rep = float32_state
+    rows = [{"part": "ladder", **r} for r in rep.rows]
+    rows.append({"part": "facts", **{k: v for k, v in rep.facts.items() if k not in DROPPED}})
+    rows += attempt_rows(rep.counterfactuals["usable"], rep.counterfactuals["attempts"])
+    cell = {"sampler": "Fake", "problem": "gaussian-lowrank", "schedule": "x", "seed": 0}
+    (rebuilt,) = reports(pd.DataFrame([{**cell, **r} for r in rows]))
+    assert rebuilt.findings == rep.findings
+
+
 def assert_named(report, kinds, right: str, phrase: str, localises=()):
     """Every finding of ``kinds`` is removed by ``right`` first, by no other probe but the
     ``localises`` ones, and the card names its cause with ``phrase``."""

@@ -156,3 +156,65 @@ def test_taylor_3m_makes_dpm_solver_3m_exact_for_a_quadratic_model_output():
     assert abs(step(cf.get("taylor-3m").apply(DPMSolverMultistepScheduler(**config)))) < 2e-6
     assert abs(step(DPMSolverMultistepScheduler(**config))) > 1e-4
     assert cf.get("taylor-3m").apply(DPMSolverMultistepScheduler(**TABLE)) is None  # order 2
+
+
+def test_exact_final_step_of_flow_match_heun_starts_at_its_last_sigma():
+    """FlowMatchHeun (two stages a step; shift 3) ends with one Euler call from its smallest
+    sigma to 0: the exact final step replaces that call only, by the exact flow from the
+    state at that sigma (t = sigma on the flow path); the second stages keep their
+    predictors."""
+    from odebench.audit.adapters import drive
+    from odebench.audit.measure import prepare
+
+    prep = prepare(
+        "diffusers:FlowMatchHeunDiscreteScheduler",
+        {"shift": 3.0},
+        "gaussian-lowrank",
+        "ddpm-linear-1000",
+        4,
+        0,
+    )
+    s = prep.setup
+    ctx = cf.Context(setup=s, nominal=2.0, state_kind="flow", ends={12: 0.0}, multistage=True)
+    probed = cf.combine([cf.get("exact-final-step")], prep.factory, ctx)
+    run = drive(probed, 12, s.start, s.model, s.T, interface=s.iface)
+    plain = drive(prep.factory, 12, s.start, s.model, s.T, interface=s.iface)
+    sch = prep.factory()
+    sch.set_timesteps(12)
+    t_last = float(sch.sigmas[-2])
+    assert run.calls[-1].t == pytest.approx(t_last, rel=1e-5)
+    assert torch.equal(run.inputs[-1], plain.inputs[-1])  # every call before is the plain one
+    exact = s.flow(run.inputs[-1], t_last, 0.0)
+    assert float((run.x_vp - exact).abs().max()) < 1e-6
+    assert float((plain.x_vp - exact).abs().max()) > 1e-4  # diffusers' last Euler step
+
+
+def test_exact_last_steps_of_a_singlestep_solver_start_at_a_group():
+    """DPM-Solver singlestep order 3 runs groups of sub-steps of orders 1, 2, 3 from the
+    group's first state; the states inside a group are intermediates: the exact last steps
+    start at the first group (order_list 1) whose state is at t <= 0.1."""
+    from odebench.audit.adapters import drive
+    from odebench.audit.measure import prepare
+
+    prep = prepare(
+        "diffusers:DPMSolverSinglestepScheduler",
+        {"solver_order": 3},
+        "gaussian-lowrank",
+        "ddpm-linear-1000",
+        4,
+        0,
+    )
+    s = prep.setup
+    ctx = cf.Context(setup=s, nominal=3.0, ends={61: 0.0})
+    probed = cf.combine([cf.get("exact-last-steps")], prep.factory, ctx)
+    run = drive(probed, 61, s.start, s.model, s.T, interface=s.iface)
+    plain = drive(prep.factory, 61, s.start, s.model, s.T, interface=s.iface)
+    sch = prep.factory()
+    sch.set_timesteps(61)
+    times = [c.t for c in plain.calls]
+    below = [k for k, t in enumerate(times) if t <= cf.TAIL]
+    first = next(k for k in below if sch.order_list[k] == 1)
+    assert first > below[0]  # the first state below 0.1 is inside a group
+    assert torch.equal(run.inputs[first], plain.inputs[first])
+    exact = s.flow(run.inputs[first], times[first], times[first + 1])
+    assert torch.allclose(run.inputs[first + 1], exact, atol=1e-10)

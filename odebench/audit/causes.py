@@ -308,6 +308,17 @@ def needs_probes(report: AuditReport) -> bool:
     return any(kind_of(f) is not None for f in report.findings)
 
 
+#: Findings measured by the facts probe alone (one run at ``probe_steps``), not the ladder.
+FACTS_KINDS = ("float32 state", "float32 table")
+
+
+def needs_ladder(report: AuditReport) -> bool:
+    """Whether a finding of ``report`` the probes address is read from the ladder (an order,
+    a floor, a time gap, a final step): if not, the reruns measure the facts only."""
+    kinds = [kind_of(f) for f in report.findings]
+    return any(k is not None and k.name not in FACTS_KINDS for k in kinds)
+
+
 def run_attempts(
     report: AuditReport,
     prep: Prepared,
@@ -316,9 +327,13 @@ def run_attempts(
     probe_steps: int = 50,
 ) -> tuple[list[Probe], list[Attempt]]:
     """The probes that apply, and a rerun per probe; where one of the findings survives
-    every single probe, one more with all of them together."""
+    every single probe, one more with all of them together, then the minimal combination
+    (:func:`narrow`). A report whose findings are all read from the facts probe (a float32
+    state or table) reruns that probe only, not the ladder."""
     context = context_of(report, prep)
     usable = applicable(probes, prep.factory, context)
+    if not needs_ladder(report):  # float32 state / table only: the facts probe measures them
+        steps = []
     attempts = [rerun(prep, report, [p], context, steps, probe_steps) for p in usable]
     if len(usable) > 1 and any(not c.removed_by for c in causes_of(report, attempts)):
         attempts.append(rerun(prep, report, usable, context, steps, probe_steps))
@@ -407,7 +422,7 @@ def tail_notes(report: AuditReport) -> dict[str, str]:
             )
     defect = report.fits.get("final_defect")
     same = defect is not None and defect.ok and defect.slope < 0.3
-    fixed = "; the last step is the same at every fine N (the table's last step)" if same else ""
+    fixed = "; it is the same step at every fine N (from the smallest sigma to the end)" if same else ""
     return {"exact-final-step": last + fixed + why, "exact-last-steps": below + why}
 
 
@@ -528,6 +543,8 @@ __all__ = [
     "explain",
     "explain_audit",
     "kind_of",
+    "narrow",
+    "needs_ladder",
     "needs_probes",
     "removes",
     "rerun",

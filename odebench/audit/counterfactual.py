@@ -26,9 +26,15 @@ and says which one made a finding go away.
   Lagrange basis polynomial's antiderivative).
 - ``exact-final-step``: the last step replaced by the exact flow from the state entering it
   to the end time the audit measured (a k-diffusion port, whose state sits at its own sigma:
-  from that sigma's time to its last sigma's); ``exact-last-steps``: every step from a state at
-  t <= 0.1 (where the audit reads the interior order), so the run's error is the error at
-  t = 0.1 carried exactly to the end.
+  from that sigma's time to its last sigma's; a flow-matching or EDM class: from its sigma's
+  time, sigma or sigma / sigma_max, to its last sigma's; a two-stage class such as Heun: only
+  where the last call starts a step, ``state_in_first_order``, as its final Euler step to
+  sigma = 0 does); ``exact-last-steps``: every step from a state at t <= 0.1 (where the audit
+  reads the interior order), so the run's error is the error at t = 0.1 carried exactly to
+  the end. A singlestep solver's states inside a group of sub-steps (``order_list`` above 1)
+  are intermediates of lower order, not its solution: the exact steps start at a group's
+  first sub-step.
+- ``taylor-3m``: DPM-Solver(++) 3M's third-order term counted twice (see :func:`_taylor_3m`).
 
 Probes that need the problem (the exact flow, the measured end times, the state's times)
 read them from a :class:`Context`.
@@ -228,9 +234,11 @@ def _counting(base: type, replace: Callable, tag: str) -> dict[str, Any]:
 
     def set_timesteps(self, n, *args, **kwargs):
         base.set_timesteps(self, n, *args, **kwargs)
-        self.__dict__[key] = [int(n), 0, list(self.timesteps)]
+        self.__dict__[key] = [int(n), 0, list(self.timesteps), False]  # [3]: replaced yet
 
     def step(self, model_output, timestep, sample, *args, **kwargs):
+        # a two-stage class (Heun, KDPM2) whose next call starts a step: its sample is a state
+        self.__dict__[f"{key}_first"] = bool(getattr(self, "state_in_first_order", True))
         out = base.step(self, model_output, timestep, sample, *args, **kwargs)
         state = self.__dict__[key]
         k = state[1]
@@ -280,8 +288,15 @@ def _exact_steps(sch, context, which: Callable[[int, int, float], bool], tag: st
             t_next = context.ends.get(n, math.nan) if last else iface.time(times[k + 1])
         if not which(k, len(times), t_now):
             return out
+        if context.multistage and not self.__dict__.get(f"_cf_{tag}_first", False):
+            return out  # a second stage: its sample is a predictor, not the state
+        counted = self.__dict__[f"_cf_{tag}"]
+        orders = getattr(self, "order_list", None)  # a singlestep solver's sub-step orders
+        if not counted[3] and orders is not None and k < len(orders) and orders[k] != 1:
+            return out  # inside a group: its sample is an intermediate, not the state
         if not (math.isfinite(t_next) and t_next < t_now):
             return out
+        counted[3] = True
         return _with_prev_sample(out, _flow_step(context, sample, t_now, t_next))
 
     return subclass(sch, tag, _counting(type(sch), replace, tag))
@@ -312,8 +327,10 @@ def _exact_warm_up(sch, context):
 
 
 def _exact_final_step(sch, context):
-    if context is None or not context.exact or context.multistage:
+    if context is None or not context.exact:
         return None
+    if context.multistage and not hasattr(type(sch), "state_in_first_order"):
+        return None  # a two-stage class whose stages it cannot tell apart
     return _exact_steps(sch, context, lambda k, n, t: k == n - 1, "exact-final-step")
 
 
