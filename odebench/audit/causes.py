@@ -422,7 +422,7 @@ def tail_notes(report: AuditReport) -> dict[str, str]:
             )
     defect = report.fits.get("final_defect")
     same = defect is not None and defect.ok and defect.slope < 0.3
-    fixed = "; it is the same step at every fine N (from the smallest sigma to the end)" if same else ""
+    fixed = "; it is the same step at every fine N (smallest sigma to the end)" if same else ""
     return {"exact-final-step": last + fixed + why, "exact-last-steps": below + why}
 
 
