@@ -4,7 +4,8 @@
 
 prints the card and writes ``<out>/<sampler>.csv`` (one row per step count),
 ``<out>/<sampler>_card.txt`` and ``<out>/<sampler>.png`` (error against NFE, with odebench's
-solver of the same family), each atomically. The output folder is held by the audit from
+solver of the same family), each atomically; ``--repro DIR`` also writes a stand-alone
+reproduction script per finding (:mod:`.repro`). The output folder is held by the audit from
 before it computes until its files are written (``study.lock.locked``, as ``odebench run``
 holds its folder): a second audit into it at the same time is refused. Bad input raises
 ValueError with one line (odebench's main turns it into "odebench: error: ..." and exit
@@ -14,6 +15,7 @@ status 2).
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from ..study.limits import add_limit_options
@@ -89,6 +91,15 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help="rerun the ladder once per applicable counterfactual probe and name each "
         "finding's cause (up to about 10 times the audit's time)",
     )
+    p.add_argument(
+        "--repro",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="write DIR/<sampler>__<kind>.py per finding: a stand-alone script (torch, numpy, "
+        "diffusers; no odebench) that shows the defect and the counterfactual that removes it "
+        "(implies --counterfactuals)",
+    )
     add_limit_options(p)
     p.add_argument(
         "--estimate",
@@ -110,7 +121,7 @@ def check_size(args: argparse.Namespace, steps: list[int]) -> None:
     except (ValueError, TypeError):  # an unknown problem: the audit names it
         dim = 64
     total = float(sum(steps))
-    if getattr(args, "counterfactuals", False):  # the audit, all probes and their combination
+    if _counterfactuals(args):  # the audit, all probes and their combination
         from .counterfactual import PROBES
 
         total *= 2 + len(PROBES)
@@ -123,6 +134,21 @@ def check_size(args: argparse.Namespace, steps: list[int]) -> None:
         print(f"estimate: {run.describe(1)}; within the limits")
 
 
+def _counterfactuals(args: argparse.Namespace) -> bool:
+    return bool(getattr(args, "counterfactuals", False) or getattr(args, "repro", None))
+
+
+def _check_repro(folder: Path | None) -> None:
+    """Refuse a --repro folder that is a file or cannot be written, before the audit runs."""
+    if folder is None:
+        return
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"--repro {folder}: is a file, not a folder")
+    probe = folder if folder.exists() else next((p for p in folder.parents if p.exists()), None)
+    if probe is not None and not os.access(probe, os.W_OK | os.X_OK):
+        raise ValueError(f"--repro {folder}: not writable")
+
+
 def run(args: argparse.Namespace) -> None:
     """Run the audit of ``args.sampler`` and print its card; raises ValueError on bad input
     (and StudyError, a ValueError, if another run holds the output folder)."""
@@ -132,6 +158,8 @@ def run(args: argparse.Namespace) -> None:
     if args.n_samples < 1:
         raise ValueError(f"--n-samples must be positive, got {args.n_samples}")
     steps = args.steps if args.steps is not None else _default_steps(args.sampler)
+    repro = getattr(args, "repro", None)
+    _check_repro(repro)
     check_size(args, steps)
     if args.estimate:
         return
@@ -150,10 +178,15 @@ def run(args: argparse.Namespace) -> None:
     with locked(out):
         strong = True if getattr(args, "strong", False) else None
         report = audit(args.sampler, args.config, strong=strong, **options)
-        if getattr(args, "counterfactuals", False):  # the same ladder, once per probe
+        if _counterfactuals(args):  # the same ladder, once per probe
             from .causes import explain_audit
 
             report = explain_audit(report, args.sampler, args.config, **options)
         print(report.card())
         for path in write(report, out):
             print(f"wrote:  {path}")
+        if repro is not None:
+            from .repro import write_scripts
+
+            for path in write_scripts([report], repro):
+                print(f"wrote:  {path}")

@@ -6,7 +6,9 @@ A sampler is written as its diffusers class name, optionally followed by its con
 cell. ``summarize`` rebuilds each report card from those rows
 (:func:`odebench.audit.report.build_report`, the same function ``odebench audit`` uses);
 ``plot`` writes ``audit_table.md`` (the README table), ``audit_cards.md`` (every card) and
-``audit_errors.png``.
+``audit_errors.png``, and where the cells ran the counterfactual probes
+(``counterfactuals = true``) ``repro/*.py``: a stand-alone reproduction script per finding
+(:mod:`odebench.audit.repro`).
 
     odebench run studies/audit.toml [--workers 2]
     odebench run studies/audit_flow.toml [--workers 2]   (flow matching, EDM, x0 / v)
@@ -294,7 +296,18 @@ def plot(df: pd.DataFrame, summary: pd.DataFrame | None, folder: Path) -> list[P
     fig.savefig(fig_path, dpi=90)
     plt.close(fig)
     paths.append(fig_path)
-    return paths
+    return paths + repro_scripts(reps, folder)
+
+
+def repro_scripts(reps: list, folder: Path) -> list[Path]:
+    """``<folder>/repro/*.py`` and ``index.csv``: a stand-alone reproduction per finding of the
+    cells that ran the counterfactual probes (:mod:`odebench.audit.repro`), made from the
+    rows at publish time. Not an option: an option would enter every cell's cache key, and
+    the scripts are made from what the cells already store."""
+    from ..audit.repro import REPRO_DIR, write_scripts
+
+    explained = [r for r in reps if r.counterfactuals.get("causes")]
+    return write_scripts(explained, Path(folder) / REPRO_DIR) if explained else []
 
 
 def format_summary(result: StudyResult) -> str | None:

@@ -1,0 +1,578 @@
+"""The text of the stand-alone reproduction scripts that :mod:`.repro` writes.
+
+A script is ``HEAD`` (its docstring: diffusers version, config, the finding, odebench's numbers,
+the cause), ``COMMON`` (a closed-form problem and the pipeline loop, no odebench), the code of
+the counterfactuals that removed the finding (``FIXES``, the same change as the probes of
+:mod:`.counterfactual`, written inline) and ``MAIN`` (the defect's numbers, then the same with
+the counterfactual). Placeholders are ``{{NAME}}``; :func:`fill` replaces them.
+
+The problem: data N(mu, diag(s2)) of rank 3 in 8-d (odebench's gaussian-lowrank in its own
+basis: the schedulers act elementwise, so a rotation changes nothing). For x = a x0 + b z the
+exact model outputs are linear in x, and the probability-flow ODE maps each coordinate
+linearly: x(t) = a(t) mu + sqrt(v(t) / v(s)) (x(s) - a(s) mu), v = a^2 s2 + b^2. So the exact
+end state needs no ODE solver, and a point mass (mu = 0, s2 = 0) shows the time each state is
+at: the model input is b z exactly.
+"""
+
+from __future__ import annotations
+
+HEAD = '''\
+"""{{TITLE}}
+
+Written by odebench's audit (odebench audit --repro): a stand-alone reproduction that uses
+only torch, numpy, the standard library and diffusers.
+
+diffusers:  {{VERSION}} (the version odebench audited; this one: printed when it runs)
+scheduler:  {{CONFIG_TEXT}}
+finding:    {{FINDING}}
+odebench:   {{NUMBERS}}
+cause:      {{CAUSE}}
+
+The problem has a closed form: data N(mu, diag(s2)) of rank 3 in 8-d, exact model outputs
+(no network) and the probability-flow ODE a linear map per coordinate, so the exact end
+state is known without an ODE solver. The scheduler runs as a diffusers pipeline runs it
+(set_timesteps, scale_model_input, model, step) on float64 latents, so any rounding is the
+scheduler's own, from a sample of the marginal at its first timestep; each run ends at the
+time odebench measured for it (END).
+{{FIX_TEXT}}
+
+    python {{FILENAME}} [N1,N2,...]
+
+(default: odebench's ladder; each N must be one of END's).
+"""
+'''
+
+COMMON = '''
+import copy
+import math
+import sys
+import warnings
+
+import diffusers
+import numpy as np
+import torch
+
+torch.set_num_threads(1)
+CLASS = diffusers.{{CLASS}}
+CONFIG = {{CONFIG}}
+# set_timesteps(N, **SET_KWARGS), step(..., **STEP_KWARGS)
+SET_KWARGS = {{SET_KWARGS}}
+STEP_KWARGS = {{STEP_KWARGS}}
+PATH = {{PATH}}  # "vp": x = a x0 + b z, a^2 = alpha_bar; "flow": a = 1 - t, b = t; "ve": b = sigma
+REVERSE = {{REVERSE}}  # invert_sigmas: the scheduler's sigma is 1 - t
+OUTPUT = {{OUTPUT}}  # the model's output: eps, x0, v, velocity or edm (Karras' F)
+SIGN = {{SIGN}}  # EDM's v_prediction flips the sign of c_out
+STATE = {{STATE}}  # "sigma-scaled": the state is x / a (the k-diffusion ports); else x
+T = {{T}}  # num_train_timesteps; odebench's time of a VP timestep i is t = (i + 1) / T
+SIGMA_MAX, SIGMA_DATA = {{SIGMA_MAX}}, {{SIGMA_DATA}}
+BETAS = {{BETAS}}
+# per N: the time t the output is at (odebench's point-mass probe)
+END = {{END}}
+LADDER = {{LADDER}}
+PROBE_N = {{PROBE_N}}
+MU = np.linspace(-0.6, 0.6, 8)
+S2 = np.array([1.0, 0.5, 0.25, 0.0, 0.0, 0.0, 0.0, 0.0])
+DTYPE = torch.float64
+KNOTS_T = np.arange(T + 1) / T
+KNOTS_LOG = np.concatenate([[0.0], np.cumsum(np.log1p(-BETAS))])  # log alpha_bar at KNOTS_T
+
+
+def coeffs(t):
+    """(a, b) with x = a x0 + b z at time t (VP: log alpha_bar linear between the knots)."""
+    if PATH == "vp":
+        abar = math.exp(float(np.interp(t, KNOTS_T, KNOTS_LOG)))
+        return math.sqrt(abar), math.sqrt(max(1.0 - abar, 0.0))
+    return (1.0, SIGMA_MAX * t) if PATH == "ve" else (1.0 - t, t)
+
+
+def time_of(timestep):
+    """The time t the model is told by a scheduler timestep."""
+    ts = float(timestep)
+    if PATH == "vp":
+        return (ts + 1.0) / T
+    t = math.exp(4.0 * ts) / SIGMA_MAX if PATH == "ve" else (1 - ts / T if REVERSE else ts / T)
+    return min(t, 1.0) if t < 1.0 + 1e-5 else t
+
+
+def time_of_b(b):
+    """The time at which the noise coefficient is b."""
+    if PATH == "vp":
+        return float(np.interp(math.log(max(1.0 - b * b, 1e-300)), KNOTS_LOG[::-1], KNOTS_T[::-1]))
+    return b / SIGMA_MAX if PATH == "ve" else b
+
+
+def c_in(t):
+    """Network input = c_in * x (EDM's preconditioning; 1 otherwise)."""
+    return 1.0 / math.hypot(SIGMA_MAX * t, SIGMA_DATA) if OUTPUT == "edm" else 1.0
+
+
+def model(x, t, mu=MU, s2=S2):
+    """The exact model output at time t for data N(mu, diag(s2)); x the interpolant's x."""
+    a, b = coeffs(t)
+    mean, var = torch.as_tensor(a * mu), torch.as_tensor(a * a * s2 + b * b)
+    x0 = torch.as_tensor(mu) + a * torch.as_tensor(s2) * (x - mean) / var
+    z = b * (x - mean) / var
+    if OUTPUT == "edm":  # x0 = c_skip x + c_out F
+        sd = SIGMA_DATA
+        c_skip, c_out = sd * sd / (b * b + sd * sd), SIGN * b * sd / math.hypot(b, sd)
+        return (x0 - c_skip * x) / c_out
+    velocity = -(z - x0) if REVERSE else z - x0
+    return {"eps": z, "x0": x0, "v": a * z - b * x0, "velocity": velocity}[OUTPUT]
+
+
+def flow(x, s, t, mu=MU, s2=S2):
+    """The exact probability-flow map of the interpolant's x from time s to time t."""
+    (a1, b1), (a2, b2) = coeffs(s), coeffs(t)
+    ratio = torch.as_tensor(np.sqrt((a2 * a2 * s2 + b2 * b2) / (a1 * a1 * s2 + b1 * b1)))
+    return a2 * torch.as_tensor(mu) + ratio * (x - a1 * torch.as_tensor(mu))
+
+
+def original(**over):
+    """A fresh scheduler, as a pipeline makes one."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return CLASS.from_config({**CONFIG, **over})
+
+
+def scale(sch, x, timestep):
+    f = getattr(sch, "scale_model_input", None)
+    return x if f is None else f(x, timestep)
+
+
+def run(make, n, mu=MU, s2=S2, times=None, shift=0.0):
+    """The pipeline loop for n steps: (output, exact output, the exact flow of the state
+    entering the last step, the interpolant's x at each model call, the start's noise).
+    times: the model is told these times instead of its timesteps' (a counterfactual)."""
+    sch = make()
+    sch.set_timesteps(n, **SET_KWARGS)
+    steps = list(sch.timesteps)
+    t0 = time_of(steps[0])
+    a0, b0 = coeffs(t0)
+    z = torch.randn(16, len(mu), generator=torch.Generator().manual_seed(0), dtype=DTYPE)
+    x = a0 * torch.as_tensor(mu) + torch.as_tensor(np.sqrt(a0 * a0 * s2 + b0 * b0)) * z
+    if shift:  # a perturbation of size shift * 1e-9 relative (the float64 linearity probe)
+        d = torch.randn(x.shape, generator=torch.Generator().manual_seed(7), dtype=DTYPE)
+        x = x + shift * 1e-9 * float(x.norm() / d.norm()) * d
+    one = torch.ones(1, dtype=DTYPE)
+    state = x / (float(scale(copy.deepcopy(sch), one, steps[0])[0]) / c_in(t0))
+    seen = []
+    for k, timestep in enumerate(steps):
+        t_call = time_of(timestep)
+        seen.append((scale(sch, state, timestep) / c_in(t_call)).to(DTYPE))
+        out = model(seen[-1], t_call if times is None else times[k], mu, s2)
+        state = sch.step(out, timestep, state, **STEP_KWARGS).prev_sample
+    c_end = 1.0 / math.hypot(float(sch.sigmas[-1]), 1.0) if STATE == "sigma-scaled" else 1.0
+    if n not in END:  # no measured end time: no exact output (the linearity probe needs none)
+        return state.to(DTYPE) * c_end, None, None, seen, z
+    last = flow(seen[-1], time_of(steps[-1]), END[n], mu, s2)
+    return state.to(DTYPE) * c_end, flow(x, t0, END[n], mu, s2), last, seen, z
+
+
+def rms(x, y):
+    return float(((x - y) ** 2).sum(-1).mean().sqrt())
+
+
+def state_times(n, make=original):
+    """The time each model call's input state is at (read off a point-mass run)."""
+    *_, seen, z = run(make, n, 0 * MU, 0 * S2)
+    return [time_of_b(float(x.norm() / z.norm())) for x in seen]
+
+
+def gap(make, n):
+    """The largest distance, in steps of the table, of a model call's time from its state's."""
+    sch = make()
+    sch.set_timesteps(n, **SET_KWARGS)
+    calls = [time_of(t) for t in sch.timesteps]
+    return max(T * abs(s - c) for s, c in zip(state_times(n, make), calls, strict=True))
+
+
+def nonlinearity(make, n=PROBE_N):
+    """|D(2d) - 2 D(d)| / |2 D(d)| for the outputs' response D to start perturbations d, 2d
+    of relative size 1e-9 (a float64 state: ~1e-6; a state rounded to float32: order 1)."""
+    base, one, two = (run(make, n, shift=k)[0] for k in (0.0, 1.0, 2.0))
+    den = float((2 * (one - base)).norm())
+    return math.inf if den == 0 else float((two - base - 2 * (one - base)).norm()) / den
+
+
+def table_deviation(make):
+    """The largest relative deviation of the scheduler's alphas_cumprod from float64's."""
+    sch = make()
+    sch.set_timesteps(PROBE_N, **SET_KWARGS)
+    ours = torch.as_tensor(np.exp(KNOTS_LOG[1:]))
+    return float(((torch.as_tensor(sch.alphas_cumprod).to(DTYPE) - ours).abs() / ours).max())
+
+
+def ladder(make, steps, retime=False):
+    """(N, error against the exact end state, the last step's defect) for each N."""
+    out = []
+    for n in steps:
+        x, exact, last, _, _ = run(make, n, times=state_times(n) if retime else None)
+        out.append((n, rms(x, exact), rms(x, last)))
+    return out
+
+
+def order(rows):
+    """The least-squares slope of log error against log 1/N."""
+    n, err = np.array([r[0] for r in rows], float), np.array([r[1] for r in rows])
+    keep = err > 0
+    if keep.sum() < 2:
+        return math.nan
+    return float(-np.polyfit(np.log(n[keep]), np.log(err[keep]), 1)[0])
+'''
+
+FLOAT64_VIEW = '''
+
+class _Wide:
+    """A module seen with its 32- and 16-bit float names meaning float64."""
+
+    def __init__(self, module, names, wide):
+        self._module, self._names, self._wide = module, names, wide
+
+    def __getattr__(self, name):
+        return self._wide if name in self._names else getattr(self._module, name)
+
+
+class Float64View:
+    """Within the block, the diffusers modules defining CLASS and its bases read
+    torch.float32 / np.float32 (and 16-bit names) as float64; their globals are restored."""
+
+    def __enter__(self):
+        low = ("float32", "float", "float16", "half", "bfloat16")
+        views = {
+            id(torch): _Wide(torch, low, torch.float64),
+            id(np): _Wide(np, ("float32", "single", "float16", "half"), np.float64),
+        }
+        self.saved = []
+        for name in {k.__module__ for k in CLASS.__mro__} - {"builtins", __name__}:
+            space = vars(sys.modules[name]) if name in sys.modules else {}
+            for key, value in list(space.items()):
+                if value is torch or value is np:
+                    self.saved.append((space, key, value))
+                    space[key] = views[id(value)]
+
+    def __exit__(self, *exc):
+        for space, key, value in reversed(self.saved):
+            space[key] = value
+'''
+
+#: The counterfactuals, one function each: ``fix_<name>(make) -> make`` (a factory of
+#: schedulers with that one cause removed); ``{{...}}`` filled per script.
+FIXES = {
+    "float64-tables": '''
+
+def fix_float64_tables(make):
+    """float64 tables: the constructor and set_timesteps run with float32 meaning float64."""
+
+    def make_fixed(**over):
+        with Float64View():
+            sch = make(**over)
+        base = type(sch)
+
+        class Float64Tables(base):
+            def set_timesteps(self, *args, **kwargs):
+                with Float64View():
+                    return base.set_timesteps(self, *args, **kwargs)
+
+        sch.__class__ = Float64Tables
+        return sch
+
+    return make_fixed
+''',
+    "float64-state": '''
+
+def fix_float64_state(make):
+    """a float64 state: step() runs with float32 meaning float64 (sample.to(torch.float32)
+    keeps float64); the tables stay as built."""
+
+    def make_fixed(**over):
+        sch = make(**over)
+        base = type(sch)
+
+        class Float64State(base):
+            def step(self, *args, **kwargs):
+                with Float64View():
+                    return base.step(self, *args, **kwargs)
+
+        sch.__class__ = Float64State
+        return sch
+
+    return make_fixed
+''',
+    "next-grid-time:previous_timestep": '''
+
+def fix_next_grid_time(make):
+    """each step but the last goes to the grid's next timestep (previous_timestep())."""
+
+    def make_fixed(**over):
+        sch = make(**over)
+        base = type(sch)
+
+        class NextGridTime(base):
+            def previous_timestep(self, timestep):
+                times = [float(t) for t in self.timesteps]
+                k = min(range(len(times)), key=lambda j: abs(times[j] - float(timestep)))
+                if k + 1 >= len(times):
+                    return base.previous_timestep(self, timestep)
+                if isinstance(timestep, torch.Tensor):
+                    return torch.as_tensor(times[k + 1], dtype=timestep.dtype)
+                return type(timestep)(times[k + 1])
+
+        sch.__class__ = NextGridTime
+        return sch
+
+    return make_fixed
+''',
+    "next-grid-time:ddim": '''
+
+def fix_next_grid_time(make):
+    """each step but the last goes to the grid's next timestep: DDIM's previous timestep
+    t - num_train_timesteps // N, seen with num_train_timesteps = (gap to the next) * N."""
+
+    def make_fixed(**over):
+        sch = make(**over)
+        base = type(sch)
+
+        class NextGridTime(base):
+            def step(self, model_output, timestep, *args, **kwargs):
+                times = [int(t) for t in self.timesteps]
+                k = times.index(int(timestep))
+                if k + 1 >= len(times):
+                    return base.step(self, model_output, timestep, *args, **kwargs)
+                saved = self._internal_dict
+                train = (times[k] - times[k + 1]) * int(self.num_inference_steps)
+                self._internal_dict = type(saved)({**saved, "num_train_timesteps": train})
+                try:
+                    return base.step(self, model_output, timestep, *args, **kwargs)
+                finally:
+                    self._internal_dict = saved
+
+        sch.__class__ = NextGridTime
+        return sch
+
+    return make_fixed
+''',
+    "solver-order-final": '''
+
+def fix_solver_order_final(make):
+    """a final step of the solver's own order: {{FLIPS}} in the config."""
+    return lambda **over: make(**{**{{FLIPS}}, **over})
+''',
+    "exact-quadrature": '''
+
+def fix_exact_quadrature(make):
+    """exact LMS coefficients: the integral of the Lagrange basis polynomial in float64
+    (diffusers integrates it with scipy's quad, epsrel 1e-4)."""
+
+    def make_fixed(**over):
+        sch = make(**over)
+        base = type(sch)
+
+        class ExactQuadrature(base):
+            def get_lms_coefficient(self, order, t, current_order):
+                s = [float(self.sigmas[t - k]) for k in range(order)]
+                poly = np.polynomial.Polynomial([1.0])
+                for k in range(order):
+                    if k != current_order:
+                        node = np.polynomial.Polynomial([-s[k], 1.0])
+                        poly = poly * node / (s[current_order] - s[k])
+                anti = poly.integ()
+                return float(anti(float(self.sigmas[t + 1])) - anti(float(self.sigmas[t])))
+
+        sch.__class__ = ExactQuadrature
+        return sch
+
+    return make_fixed
+''',
+    "taylor-3m": '''
+
+def fix_taylor_3m(make):
+    """the 3M step's D2 term weighted as Taylor's expansion needs: diffusers adds phi_3 D2
+    once, with D2 = h^2 m''/2; the exact exponential integrator needs it twice. This adds
+    the missing phi_3 D2 (dpmsolver: sigma_t ((e^h - 1 - h) / h^2 - 1/2) D2)."""
+    third = "multistep_dpm_solver_third_order_update"
+
+    def make_fixed(**over):
+        sch = make(**over)
+        base = type(sch)
+
+        def update(self, model_output_list, *args, **kwargs):
+            out = getattr(base, third)(self, model_output_list, *args, **kwargs)
+            i = self.step_index
+            pairs = [self._sigma_to_alpha_sigma_t(self.sigmas[i + 1 - k]) for k in range(4)]
+            lam = [torch.log(a) - torch.log(s) for a, s in pairs]
+            h, h0, h1 = lam[0] - lam[1], lam[1] - lam[2], lam[2] - lam[3]
+            m0, m1, m2 = model_output_list[-1], model_output_list[-2], model_output_list[-3]
+            r0, r1 = h0 / h, h1 / h
+            d2 = ((m0 - m1) / r0 - (m1 - m2) / r1) / (r0 + r1)
+            alpha_t, sigma_t = pairs[0]
+            if self.config.algorithm_type == "dpmsolver++":
+                extra = -(alpha_t * ((torch.exp(-h) - 1.0 + h) / h**2 - 0.5)) * d2
+            else:
+                extra = -(sigma_t * ((torch.exp(h) - 1.0 - h) / h**2 - 0.5)) * d2
+            return out + extra.to(out.dtype)
+
+        sch.__class__ = type("Taylor3M", (base,), {third: update})
+        return sch
+
+    return make_fixed
+''',
+    "exact-call-times": '''
+
+def fix_exact_call_times(make):
+    """model outputs at the states' own times: see RETIME (the scheduler is unchanged)."""
+    return make
+''',
+    "exact-steps": '''
+
+def exact_steps(make, which):
+    """The steps which(k, n, t) selects replaced by the exact flow from the state's time t to
+    the next one (a k-diffusion port: from its sigma to its next sigma); the scheduler still
+    sees its model outputs."""
+
+    def make_fixed(**over):
+        sch = make(**over)
+        base = type(sch)
+
+        class ExactSteps(base):
+            def set_timesteps(self, n, *args, **kwargs):
+                base.set_timesteps(self, n, *args, **kwargs)
+                self.repro_count = [int(n), 0]
+
+            def step(self, model_output, timestep, sample, *args, **kwargs):
+                out = base.step(self, model_output, timestep, sample, *args, **kwargs)
+                n, k = self.repro_count
+                self.repro_count[1] += 1
+                times = list(self.timesteps)
+                if STATE == "sigma-scaled":
+                    s = [float(self.sigmas[k]), float(self.sigmas[k + 1])]
+                    t_now, t_next = (time_of_b(v / math.hypot(v, 1.0)) for v in s)
+                else:
+                    t_now = time_of(times[k])
+                    t_next = END[n] if k + 1 >= len(times) else time_of(times[k + 1])
+                if which(k, len(times), t_now) and t_next < t_now:
+                    scaled = STATE == "sigma-scaled"  # the state is x / a
+                    c_now, c_next = (coeffs(t)[0] if scaled else 1.0 for t in (t_now, t_next))
+                    out.prev_sample = flow(sample.to(DTYPE) * c_now, t_now, t_next) / c_next
+                return out
+
+        sch.__class__ = ExactSteps
+        return sch
+
+    return make_fixed
+''',
+    "exact-warm-up": '''
+
+def fix_exact_warm_up(make):
+    """exact warm-up steps: the first {{WARM}} step(s) (the lower-order ones) by the exact flow."""
+    return exact_steps(make, lambda k, n, t: k < min({{WARM}}, n - 1))
+''',
+    "exact-final-step": '''
+
+def fix_exact_final_step(make):
+    """the last step by the exact flow (to the end time odebench measured)."""
+    return exact_steps(make, lambda k, n, t: k == n - 1)
+''',
+    "exact-last-steps": '''
+
+def fix_exact_last_steps(make):
+    """every step from a state at t <= 0.1 by the exact flow."""
+    return exact_steps(make, lambda k, n, t: t <= 0.1)
+''',
+}
+
+#: What each kind of finding prints: ``MEASURES[kind]`` is the body of ``measure(make,
+#: steps, retime)``, which prints its numbers and returns (label, value).
+MEASURES = {
+    "float32 state": """    value = nonlinearity(make)
+    print(f"  the output's response to a 1e-9 change of the start: nonlinear by {value:.2e}")
+    return "nonlinearity", value
+""",
+    "float32 table": """    value = table_deviation(make)
+    print(f"  alphas_cumprod: largest relative deviation from the float64 table {value:.2e}")
+    return "table deviation", value
+""",
+    "time gap": """    gaps = [0.0 if retime else gap(make, n) for n in steps]
+    rows = ladder(make, steps, retime)
+    print("      N   gap (table steps)   error")
+    for g, (n, err, _) in zip(gaps, rows, strict=True):
+        print(f"  {n:5d}   {g:17.3f}   {err:.3e}")
+    return "largest time gap (table steps)", max(gaps)
+""",
+    "floor": """    rows = ladder(make, steps, retime)
+    print_ladder(rows)
+    print(f"  smallest error {min(r[1] for r in rows):.3e}, at the finest N {rows[-1][1]:.3e}")
+    return "error at the finest N", rows[-1][1]
+""",
+    "order": """    rows = ladder(make, steps, retime)
+    print_ladder(rows)
+    print(f"  fitted order {order(rows):.2f}, error at the finest N {rows[-1][1]:.3e}")
+    return "fitted order", order(rows)
+""",
+    "final step": """    rows = ladder(make, steps, retime)
+    print_ladder(rows)
+    print(f"  the last step adds {rows[-1][2]:.3e} at the finest N (error {rows[-1][1]:.3e})")
+    return "final step's defect at the finest N", rows[-1][2]
+""",
+}
+
+MAIN = '''
+
+# the counterfactual that removed the finding (empty: none did); RETIME: the model is told
+# the time its input state is at (exact-call-times); TRIED: what odebench tried, and its number
+FIXES = {{FIX_NAMES}}
+RETIME = {{RETIME}}
+TRIED = {{TRIED}}
+
+
+def print_ladder(rows):
+    print("      N        error   local order   last step's defect")
+    prev = None
+    for n, err, last in rows:
+        p = " " * 11
+        if prev and err > 0:
+            p = f"{math.log(prev[1] / err) / math.log(n / prev[0]):11.2f}"
+        print(f"  {n:5d}   {err:.3e}   {p}   {last:.3e}")
+        prev = (n, err)
+
+
+def measure(make, steps, retime=False):
+    """Print the defect's numbers; return (label, value)."""
+{{MEASURE}}
+
+def main(argv):
+    steps = [int(s) for s in argv[1].split(",")] if len(argv) > 1 else LADDER
+    if not set(steps) <= set(END):
+        raise SystemExit(f"N must be among odebench's ladder {sorted(END)}")
+    print(f"diffusers {diffusers.__version__}, {CLASS.__name__}, {CONFIG}")
+    print("as diffusers runs it:")
+    label, before = measure(original, steps)
+    if not FIXES:
+        print("no counterfactual removes it; odebench tried: " + ", ".join(TRIED))
+        print(f"RESULT {label}: {before:.3e}")
+        return
+    make = original
+    for fix in FIXES:
+        make = fix(make)
+    print("with the counterfactual (" + ", ".join(f.__name__[4:] for f in FIXES) + "):")
+    _, after = measure(make, steps, RETIME)
+    print(f"RESULT {label}: {before:.3e} -> {after:.3e}")
+
+
+if __name__ == "__main__":
+    main(sys.argv)
+'''
+
+
+def fill(text: str, values: dict[str, str]) -> str:
+    """``text`` with each ``{{NAME}}`` replaced by ``values[NAME]`` (KeyError if one is
+    missing)."""
+    out = text
+    for key, value in values.items():
+        out = out.replace("{{" + key + "}}", value)
+    if "{{" in out:
+        start = out.index("{{")
+        raise KeyError(f"unfilled placeholder {out[start : out.index('}}', start) + 2]}")
+    return out
+
+
+__all__ = ["COMMON", "FIXES", "FLOAT64_VIEW", "HEAD", "MAIN", "MEASURES", "fill"]
