@@ -105,6 +105,7 @@ def test_scripts_import_only_torch_numpy_diffusers_and_the_standard_library(ddim
         assert imports(text) <= ALLOWED, path.name
         assert "odebench" not in imports(text)
         assert text.startswith('"""') and "diffusers:  " in text.split('"""')[1]
+        assert max(map(len, text.splitlines())) <= 100  # committed under figures/: ruff-clean
 
 
 @pytest.fixture(scope="module")

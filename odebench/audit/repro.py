@@ -164,7 +164,6 @@ def script(report: AuditReport, cause: Cause, name: str, version: str, interface
         "NUMBERS": _wrap(_numbers(cause)),
         "CAUSE": _wrap(cause_text),
         "FIX_TEXT": _wrap(fix_text, 0),
-        "FILENAME": name,
         "CONFIG": _literal(config),
         "SET_KWARGS": _literal(dict(iface.set_kwargs)),
         "STEP_KWARGS": _literal(dict(prep.step_args)),

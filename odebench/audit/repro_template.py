@@ -36,9 +36,7 @@ scheduler's own, from a sample of the marginal at its first timestep; each run e
 time odebench measured for it (END).
 {{FIX_TEXT}}
 
-    python {{FILENAME}} [N1,N2,...]
-
-(default: odebench's ladder; each N must be one of END's).
+    python <this file> [N1,N2,...]      (default: odebench's ladder; N among END's)
 """
 '''
 
