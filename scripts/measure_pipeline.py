@@ -38,6 +38,7 @@ import torch
 
 import odebench as ob
 from odebench.audit.nominal import nominal
+from odebench.models import tiny_unet2d
 from odebench.testing import measure_order
 
 #: The ODE's schedule per class: flow matching for SD3; for the VP classes (trained on the
@@ -70,31 +71,9 @@ class NetworkClock:
 
 
 def tiny_unet(folder: Path) -> Path:
-    """A random tiny UNet2DModel (1 channel, 8x8) saved in ``folder``: the recipe's CPU test.
-
-    Its time embedding's two fastest sinusoids (1 and 0.1 radian per DDPM index) are switched
-    off: a random network passes them straight into eps, whose ODE then oscillates with a
-    period of about 6 indices, and the adaptive reference needs ten times the evaluations
-    (3685 instead of 331 at tol 1e-6 from t = 1 to 0.1, measured). A trained network learns
-    how much of them to use.
-    """
-    import diffusers
-
-    torch.manual_seed(0)
-    unet = diffusers.UNet2DModel(
-        sample_size=8,
-        in_channels=1,
-        out_channels=1,
-        block_out_channels=(8, 16),
-        layers_per_block=1,
-        down_block_types=("DownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "UpBlock2D"),
-        norm_num_groups=4,
-    )
-    weight = unet.time_embedding.linear_1.weight  # columns: cos then sin of each frequency
-    half = weight.shape[1] // 2
-    with torch.no_grad():
-        weight[:, [0, 1, half, half + 1]] = 0.0
+    """A random tiny UNet2DModel (1 channel, 8x8) saved in ``folder``: the recipe's CPU test,
+    with its time embedding's two fastest sinusoids off (``ob.models.tiny_unet2d``)."""
+    unet = tiny_unet2d(quiet_time=True)
     unet.save_pretrained(folder)
     return folder
 

@@ -6,7 +6,13 @@ import pytest
 import torch
 
 import odebench as ob
-from odebench.models import NetworkModel, apply_state_dict, load_diffusers_unet, load_state_dict
+from odebench.models import (
+    NetworkModel,
+    apply_state_dict,
+    load_diffusers_unet,
+    load_state_dict,
+    tiny_unet2d,
+)
 from odebench.models.loading import build_architecture, read_card
 
 
@@ -193,17 +199,8 @@ def test_cards_are_checked(tmp_path):
 
 
 def test_diffusers_unet_from_a_local_folder(tmp_path):
-    diffusers = pytest.importorskip("diffusers")
-    unet = diffusers.UNet2DModel(
-        sample_size=8,
-        in_channels=1,
-        out_channels=1,
-        block_out_channels=(8, 16),
-        layers_per_block=1,
-        down_block_types=("DownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "UpBlock2D"),
-        norm_num_groups=4,
-    )
+    pytest.importorskip("diffusers")
+    unet = tiny_unet2d()
     unet.save_pretrained(tmp_path / "unet", safe_serialization=True)
     model = load_diffusers_unet(tmp_path / "unet", dtype=torch.float64)
     x = torch.randn(2, 1, 8, 8, dtype=torch.float64)

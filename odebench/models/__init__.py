@@ -9,7 +9,7 @@ Frechet distance of the quality study.
 """
 
 from .classifier import DigitsClassifier, digits_features, load_digits_classifier
-from .diffusers_unet import load_diffusers, load_diffusers_unet
+from .diffusers_unet import load_diffusers, load_diffusers_unet, tiny_unet2d
 from .loading import ARCHITECTURES, apply_state_dict, load, load_state_dict, shipped
 from .network import TIME_INPUTS, NetworkModel
 from .prediction import KINDS as PREDICTIONS
@@ -31,4 +31,5 @@ __all__ = [
     "load_digits_classifier",
     "load_state_dict",
     "shipped",
+    "tiny_unet2d",
 ]
