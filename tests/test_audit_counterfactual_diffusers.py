@@ -218,3 +218,37 @@ def test_exact_last_steps_of_a_singlestep_solver_start_at_a_group():
     assert torch.equal(run.inputs[first], plain.inputs[first])
     exact = s.flow(run.inputs[first], times[first], times[first + 1])
     assert torch.allclose(run.inputs[first + 1], exact, atol=1e-10)
+
+
+def test_no_clipping_switches_ddims_clip_sample_off_and_only_where_it_is_on():
+    probed = cf.get("no-clipping").apply(DDIMScheduler(**TABLE))
+    assert isinstance(probed, DDIMScheduler) and probed.config.clip_sample is False
+    assert cf.get("no-clipping").apply(DDIMScheduler(clip_sample=False, **TABLE)) is None
+
+
+def test_exact_final_step_of_pndm_is_its_last_step_that_moves():
+    """PLMS with set_alpha_to_one false (PNDM's default) calls the network last at t = 0.001
+    and steps from there to the same t = 0.001: the exact final step is the step before,
+    from the state at t = 0.003 (N = 500) to the end time."""
+    from odebench.audit.adapters import drive
+    from odebench.audit.measure import prepare
+
+    prep = prepare(
+        "diffusers:PNDMScheduler",
+        {"skip_prk_steps": True},
+        "gaussian-lowrank",
+        "ddpm-linear-1000",
+        4,
+        0,
+    )
+    s = prep.setup
+    ctx = cf.Context(setup=s, nominal=2.0, ends={500: 0.001}, multistage=True)
+    probed = cf.combine([cf.get("exact-final-step")], prep.factory, ctx)
+    run = drive(probed, 500, s.start, s.model, s.T, interface=s.iface)
+    plain = drive(prep.factory, 500, s.start, s.model, s.T, interface=s.iface)
+    t_prev = run.calls[-2].t
+    assert run.calls[-1].t == pytest.approx(0.001) and t_prev > 0.0015
+    assert torch.equal(run.inputs[-2], plain.inputs[-2])
+    exact = s.flow(run.inputs[-2], t_prev, 0.001)
+    assert float((run.x_vp - exact).abs().max()) < 1e-6
+    assert float((plain.x_vp - exact).abs().max()) > 1e-7

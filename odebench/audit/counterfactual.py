@@ -18,6 +18,8 @@ and says which one made a finding go away.
 - ``next-grid-time``: each step but the last targets the next timestep of the grid instead
   of the class's previous-timestep rule (``previous_timestep()``, or DDIM's
   ``t - T // N``: its config is seen with ``num_train_timesteps = gap * N``).
+- ``no-clipping``: ``clip_sample`` / ``thresholding`` switched off (they change x0, so the
+  scheduler solves another equation than the ODE).
 - ``solver-order-final``: ``lower_order_final`` / ``euler_at_final`` switched off.
 - ``exact-warm-up``: the first ``order - 1`` steps (where a multistep method runs at lower
   order) replaced by the exact flow; the scheduler still records its model outputs.
@@ -29,11 +31,12 @@ and says which one made a finding go away.
   from that sigma's time to its last sigma's; a flow-matching or EDM class: from its sigma's
   time, sigma or sigma / sigma_max, to its last sigma's; a two-stage class such as Heun: only
   where the last call starts a step, ``state_in_first_order``, as its final Euler step to
-  sigma = 0 does); ``exact-last-steps``: every step from a state at t <= 0.1 (where the audit
-  reads the interior order), so the run's error is the error at t = 0.1 carried exactly to
-  the end. A singlestep solver's states inside a group of sub-steps (``order_list`` above 1)
-  are intermediates of lower order, not its solution: the exact steps start at a group's
-  first sub-step.
+  sigma = 0 does, or, for a class without that attribute (PNDM), where the last call is at
+  another timestep than the one before); ``exact-last-steps``: every step from a state at
+  t <= 0.1 (where the audit reads the interior order), so the run's error is the error at
+  t = 0.1 carried exactly to the end. A singlestep solver's states inside a group of
+  sub-steps (``order_list`` above 1) are intermediates of lower order, not its solution: the
+  exact steps start at a group's first sub-step.
 - ``taylor-3m``: DPM-Solver(++) 3M's third-order term counted twice (see :func:`_taylor_3m`).
 
 Probes that need the problem (the exact flow, the measured end times, the state's times)
@@ -238,7 +241,8 @@ def _counting(base: type, replace: Callable, tag: str) -> dict[str, Any]:
 
     def step(self, model_output, timestep, sample, *args, **kwargs):
         # a two-stage class (Heun, KDPM2) whose next call starts a step: its sample is a state
-        self.__dict__[f"{key}_first"] = bool(getattr(self, "state_in_first_order", True))
+        first = getattr(self, "state_in_first_order", None)
+        self.__dict__[f"{key}_first"] = None if first is None else bool(first)
         out = base.step(self, model_output, timestep, sample, *args, **kwargs)
         state = self.__dict__[key]
         k = state[1]
@@ -273,6 +277,7 @@ def _exact_steps(sch, context, which: Callable[[int, int, float], bool], tag: st
 
     def replace(self, times, k, n, out, sample):
         sigmas = getattr(self, "sigmas", None)
+        k_sel = k
         if context.state_kind == "sigma-scaled" and sigmas is not None and len(sigmas) > k + 1:
             # a k-diffusion port: its state is at its own sigma (the timestep passed to the
             # model is interpolated from it), and the last step goes to its last sigma
@@ -283,12 +288,19 @@ def _exact_steps(sch, context, which: Callable[[int, int, float], bool], tag: st
             # fixed last step to sigma = 0 or shift_terminal included)
             t_now, t_next = (_t_of_sigma(iface, float(v)) for v in (sigmas[k], sigmas[k + 1]))
         else:
-            t_now = iface.time(times[k])
-            last = k + 1 >= len(times)
-            t_next = context.ends.get(n, math.nan) if last else iface.time(times[k + 1])
-        if not which(k, len(times), t_now):
+            t_now, end = iface.time(times[k]), context.ends.get(n, math.nan)
+            rest = [iface.time(t) for t in times[k + 1 :]]
+            # the calls after it sit at the end time (PNDM's last call, from t = 0.001 to
+            # t = 0.001 with set_alpha_to_one false, does not move): this is the last step
+            at_end = bool(rest) and all(abs(r - end) * context.setup.T <= 0.5 for r in rest)
+            last = not rest or at_end
+            t_next = end if last else rest[0]
+            k_sel = len(times) - 1 if at_end else k
+        if not which(k_sel, len(times), t_now):
             return out
-        if context.multistage and not self.__dict__.get(f"_cf_{tag}_first", False):
+        if context.multistage and not _starts_a_step(
+            self.__dict__.get(f"_cf_{tag}_first"), times, k
+        ):
             return out  # a second stage: its sample is a predictor, not the state
         counted = self.__dict__[f"_cf_{tag}"]
         orders = getattr(self, "order_list", None)  # a singlestep solver's sub-step orders
@@ -300,6 +312,15 @@ def _exact_steps(sch, context, which: Callable[[int, int, float], bool], tag: st
         return _with_prev_sample(out, _flow_step(context, sample, t_now, t_next))
 
     return subclass(sch, tag, _counting(type(sch), replace, tag))
+
+
+def _starts_a_step(first: bool | None, times, k: int) -> bool:
+    """Whether the k-th call of a multistage class starts a step (its sample is the state):
+    the class's ``state_in_first_order`` where it has one (Heun, KDPM2), else a call at
+    another timestep than the call before (PNDM's repeated calls are its stages)."""
+    if first is not None:
+        return first
+    return k == 0 or float(times[k]) != float(times[k - 1])
 
 
 def _t_of_sigma(iface: Any, sigma: float) -> float:
@@ -329,8 +350,6 @@ def _exact_warm_up(sch, context):
 def _exact_final_step(sch, context):
     if context is None or not context.exact:
         return None
-    if context.multistage and not hasattr(type(sch), "state_in_first_order"):
-        return None  # a two-stage class whose stages it cannot tell apart
     return _exact_steps(sch, context, lambda k, n, t: k == n - 1, "exact-final-step")
 
 
@@ -349,6 +368,14 @@ def _solver_order_final(sch, context):
     if not flips:
         return None
     return rebuild(sch, {**config, **flips}, "solver-order-final", {})
+
+
+def _no_clipping(sch, context):
+    config = _config(sch)
+    flips = {k: False for k in ("clip_sample", "thresholding") if config.get(k) is True}
+    if not flips:
+        return None
+    return rebuild(sch, {**config, **flips}, "no-clipping", {})
 
 
 DDIM_RULE = "num_train_timesteps // self.num_inference_steps"
@@ -470,6 +497,12 @@ PROBES: tuple[Probe, ...] = (
         "steps to the grid's next time",
         "the previous-timestep rule",
         _next_grid_time,
+    ),
+    Probe(
+        "no-clipping",
+        "clip_sample / thresholding off",
+        "the x0 prediction clipped (clip_sample) or thresholded: not the ODE",
+        _no_clipping,
     ),
     Probe(
         "solver-order-final",
