@@ -105,11 +105,20 @@ def _fix_code(names: list[str], prep, config: dict[str, Any], report: AuditRepor
         if name == "next-grid-time":
             ddim = not callable(getattr(prep.cls, "previous_timestep", None))
             key = "next-grid-time:" + ("ddim" if ddim else "previous_timestep")
-        flips = {k: False for k in ("lower_order_final", "euler_at_final") if prep.effective.get(k)}
         nominal = report.facts.get("nominal")
         order = config.get("solver_order") or (math.ceil(nominal) if _finite(nominal) else 1)
-        code += tpl.fill(tpl.FIXES[key], {"FLIPS": _literal(flips), "WARM": str(int(order) - 1)})
+        values = {
+            "FLIPS": _literal(_off(prep, ("lower_order_final", "euler_at_final"))),
+            "CLIPS": _literal(_off(prep, ("clip_sample", "thresholding"))),
+            "WARM": str(int(order) - 1),
+        }
+        code += tpl.fill(tpl.FIXES[key], values)
     return code
+
+
+def _off(prep, keys: tuple[str, ...]) -> dict[str, bool]:
+    """The config switches among ``keys`` that are on, switched off."""
+    return {k: False for k in keys if prep.effective.get(k) is True}
 
 
 def _inline(name: str) -> bool:
@@ -178,6 +187,7 @@ def script(report: AuditReport, cause: Cause, name: str, version: str, interface
         "BETAS": BETAS.get(schedule, BETAS["ddpm-linear-1000"]),
         "END": _literal(ends),
         "LADDER": _literal(sorted(ends)),
+        "MULTISTAGE": repr(any(int(r.get("repeats", 0) or 0) > 0 for r in ok)),
         "PROBE_N": str(int(report.facts.get("probe_steps", 50) or 50)),
         "FIX_NAMES": "[" + ", ".join("fix_" + n.replace("-", "_") for n in names) + "]",
         "RETIME": repr("exact-call-times" in names),

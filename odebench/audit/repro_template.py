@@ -66,6 +66,7 @@ SIGMA_MAX, SIGMA_DATA = {{SIGMA_MAX}}, {{SIGMA_DATA}}
 BETAS = {{BETAS}}
 # per N: the time t the output is at (odebench's point-mass probe)
 END = {{END}}
+MULTISTAGE = {{MULTISTAGE}}  # some model calls repeat a timestep (the stages of one step)
 LADDER = {{LADDER}}
 PROBE_N = {{PROBE_N}}
 MU = np.linspace(-0.6, 0.6, 8)
@@ -162,7 +163,10 @@ def run(make, n, mu=MU, s2=S2, times=None, shift=0.0):
     c_end = 1.0 / math.hypot(float(sch.sigmas[-1]), 1.0) if STATE == "sigma-scaled" else 1.0
     if n not in END:  # no measured end time: no exact output (the linearity probe needs none)
         return state.to(DTYPE) * c_end, None, None, seen, z
-    last = flow(seen[-1], time_of(steps[-1]), END[n], mu, s2)
+    # the state entering the last step: the last call above the end time (PNDM's last call,
+    # at the end time, does not move the state)
+    j = max((k for k, ts in enumerate(steps) if time_of(ts) > END[n] + 0.5 / T), default=-1)
+    last = flow(seen[j], time_of(steps[j]), END[n], mu, s2)
     return state.to(DTYPE) * c_end, flow(x, t0, END[n], mu, s2), last, seen, z
 
 
@@ -355,6 +359,12 @@ def fix_solver_order_final(make):
     """a final step of the solver's own order: {{FLIPS}} in the config."""
     return lambda **over: make(**{**{{FLIPS}}, **over})
 ''',
+    "no-clipping": '''
+
+def fix_no_clipping(make):
+    """no clipping of the x0 prediction: {{CLIPS}} in the config."""
+    return lambda **over: make(**{**{{CLIPS}}, **over})
+''',
     "exact-quadrature": '''
 
 def fix_exact_quadrature(make):
@@ -422,10 +432,19 @@ def fix_exact_call_times(make):
 ''',
     "exact-steps": '''
 
+def time_of_sigma(s):
+    """The time of a scheduler's own sigma (k-diffusion ports, flow matching, EDM)."""
+    if STATE == "sigma-scaled":
+        return time_of_b(s / math.hypot(s, 1.0))
+    return s / SIGMA_MAX if PATH == "ve" else (1.0 - s if REVERSE else s)
+
+
 def exact_steps(make, which):
     """The steps which(k, n, t) selects replaced by the exact flow from the state's time t to
-    the next one (a k-diffusion port: from its sigma to its next sigma); the scheduler still
-    sees its model outputs."""
+    the next one; the scheduler still sees its model outputs. A state is at its own sigma
+    where the class has sigmas (else at its timestep's time, the last one at END); a
+    two-stage class's second stage and a singlestep solver's sub-steps inside a group are
+    not states and keep their step."""
 
     def make_fixed(**over):
         sch = make(**over)
@@ -434,23 +453,31 @@ def exact_steps(make, which):
         class ExactSteps(base):
             def set_timesteps(self, n, *args, **kwargs):
                 base.set_timesteps(self, n, *args, **kwargs)
-                self.repro_count = [int(n), 0]
+                self.repro = [int(n), 0, False]  # N, calls so far, replaced one yet
 
             def step(self, model_output, timestep, sample, *args, **kwargs):
+                first = getattr(self, "state_in_first_order", None)
                 out = base.step(self, model_output, timestep, sample, *args, **kwargs)
-                n, k = self.repro_count
-                self.repro_count[1] += 1
-                times = list(self.timesteps)
-                if STATE == "sigma-scaled":
-                    s = [float(self.sigmas[k]), float(self.sigmas[k + 1])]
-                    t_now, t_next = (time_of_b(v / math.hypot(v, 1.0)) for v in s)
-                else:
-                    t_now = time_of(times[k])
-                    t_next = END[n] if k + 1 >= len(times) else time_of(times[k + 1])
-                if which(k, len(times), t_now) and t_next < t_now:
+                n, k, done = self.repro
+                self.repro[1] += 1
+                times, sigmas, k_sel = list(self.timesteps), getattr(self, "sigmas", None), k
+                if STATE != "vp" and sigmas is not None and len(sigmas) > k + 1:
+                    t_now, t_next = (time_of_sigma(float(s)) for s in sigmas[k : k + 2])
+                else:  # the calls after it at the end time (PNDM's last): the last step
+                    t_now, rest = time_of(times[k]), [time_of(t) for t in times[k + 1 :]]
+                    at_end = bool(rest) and all(abs(r - END[n]) * T <= 0.5 for r in rest)
+                    t_next = END[n] if not rest or at_end else rest[0]
+                    k_sel = len(times) - 1 if at_end else k
+                starts = first if first is not None else k == 0 or times[k] != times[k - 1]
+                orders = getattr(self, "order_list", None)
+                inside = not done and orders is not None and k < len(orders) and orders[k] != 1
+                if not which(k_sel, len(times), t_now) or (MULTISTAGE and not starts) or inside:
+                    return out
+                if t_next < t_now:
                     scaled = STATE == "sigma-scaled"  # the state is x / a
                     c_now, c_next = (coeffs(t)[0] if scaled else 1.0 for t in (t_now, t_next))
                     out.prev_sample = flow(sample.to(DTYPE) * c_now, t_now, t_next) / c_next
+                    self.repro[2] = True
                 return out
 
         sch.__class__ = ExactSteps
