@@ -134,7 +134,8 @@ def script(report: AuditReport, cause: Cause, name: str, version: str, interface
     ``interface``: :func:`_interface` of ``report`` if already made."""
     prep, config, schedule = interface or _interface(report)
     iface = prep.setup.iface
-    best = cause.removed_by[0] if cause.removed_by else None
+    # the attempt the card names: the fewest probes, singles in probe order
+    best = min(cause.removed_by, key=lambda a: len(a.probes)) if cause.removed_by else None
     names = [p.name for p in best.probes] if best is not None else []
     missing = [n for n in names if not _inline(n)]
     ok = [r for r in _ok(report.rows) if _finite(r.get("t_end"))]
@@ -150,7 +151,8 @@ def script(report: AuditReport, cause: Cause, name: str, version: str, interface
         names = []
     elif best is not None:
         what = " + ".join(p.change for p in best.probes)
-        cause_text = "; ".join(p.cause for p in best.probes)
+        tail = getattr(cause, "tail", {})
+        cause_text = "; ".join(tail.get(p.name, p.cause) for p in best.probes)
         fix_text = (
             f"Then it applies the counterfactual that removed the finding in odebench "
             f"({what}), written inline as a subclass, and prints the numbers again."

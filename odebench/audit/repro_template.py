@@ -439,12 +439,12 @@ def time_of_sigma(s):
     return s / SIGMA_MAX if PATH == "ve" else (1.0 - s if REVERSE else s)
 
 
-def exact_steps(make, which):
+def exact_steps(make, which, tag):
     """The steps which(k, n, t) selects replaced by the exact flow from the state's time t to
     the next one; the scheduler still sees its model outputs. A state is at its own sigma
     where the class has sigmas (else at its timestep's time, the last one at END); a
     two-stage class's second stage and a singlestep solver's sub-steps inside a group are
-    not states and keep their step."""
+    not states and keep their step. Its count is kept under ``tag``: such fixes stack."""
 
     def make_fixed(**over):
         sch = make(**over)
@@ -453,13 +453,13 @@ def exact_steps(make, which):
         class ExactSteps(base):
             def set_timesteps(self, n, *args, **kwargs):
                 base.set_timesteps(self, n, *args, **kwargs)
-                self.repro = [int(n), 0, False]  # N, calls so far, replaced one yet
+                self.__dict__[tag] = [int(n), 0, False]  # N, calls so far, replaced one yet
 
             def step(self, model_output, timestep, sample, *args, **kwargs):
                 first = getattr(self, "state_in_first_order", None)
                 out = base.step(self, model_output, timestep, sample, *args, **kwargs)
-                n, k, done = self.repro
-                self.repro[1] += 1
+                n, k, done = count = self.__dict__[tag]
+                count[1] += 1
                 times, sigmas, k_sel = list(self.timesteps), getattr(self, "sigmas", None), k
                 if STATE != "vp" and sigmas is not None and len(sigmas) > k + 1:
                     t_now, t_next = (time_of_sigma(float(s)) for s in sigmas[k : k + 2])
@@ -477,7 +477,7 @@ def exact_steps(make, which):
                     scaled = STATE == "sigma-scaled"  # the state is x / a
                     c_now, c_next = (coeffs(t)[0] if scaled else 1.0 for t in (t_now, t_next))
                     out.prev_sample = flow(sample.to(DTYPE) * c_now, t_now, t_next) / c_next
-                    self.repro[2] = True
+                    count[2] = True
                 return out
 
         sch.__class__ = ExactSteps
@@ -489,19 +489,19 @@ def exact_steps(make, which):
 
 def fix_exact_warm_up(make):
     """exact warm-up steps: the first {{WARM}} step(s) (the lower-order ones) by the exact flow."""
-    return exact_steps(make, lambda k, n, t: k < min({{WARM}}, n - 1))
+    return exact_steps(make, lambda k, n, t: k < min({{WARM}}, n - 1), "repro_warm_up")
 ''',
     "exact-final-step": '''
 
 def fix_exact_final_step(make):
     """the last step by the exact flow (to the end time odebench measured)."""
-    return exact_steps(make, lambda k, n, t: k == n - 1)
+    return exact_steps(make, lambda k, n, t: k == n - 1, "repro_final_step")
 ''',
     "exact-last-steps": '''
 
 def fix_exact_last_steps(make):
     """every step from a state at t <= 0.1 by the exact flow."""
-    return exact_steps(make, lambda k, n, t: t <= 0.1)
+    return exact_steps(make, lambda k, n, t: t <= 0.1, "repro_last_steps")
 ''',
 }
 
