@@ -416,13 +416,19 @@ def tail_notes(report: AuditReport) -> dict[str, str]:
         elif keeps:
             why = f"; the steps before keep order {mid.slope:.2f} up to t = 0.1"
         else:
-            why = (
-                f"; the steps before are of order {mid.slope:.2f} already at t = 0.1 "
-                f"(nominal {float(nominal):g}): the end is not all of it"
-            )
+            why = f"; the steps before are of order {mid.slope:.2f} at t = 0.1"
+            why += f" (nominal {float(nominal):g})"
     defect = report.fits.get("final_defect")
     same = defect is not None and defect.ok and defect.slope < 0.3
     fixed = "; it is the same step at every fine N (smallest sigma to the end)" if same else ""
+    defects = [r["final_defect"] for r in ok if _finite(r.get("final_defect"))]
+    if defects and _finite(fd) and fd > 3.0 * min(defects):  # the last step gets worse with N
+        at = min(ok, key=lambda r: r.get("final_defect", math.inf))["steps"]
+        fixed = (
+            f"; its error grows with N ({min(defects):.1e} at N = {at}): the last step's own "
+            "formula, not the singularity"
+        )
+        why = why.split(":")[0] if "singularity" in why else why
     return {"exact-final-step": last + fixed + why, "exact-last-steps": below + why}
 
 
