@@ -11,9 +11,9 @@ finding:    final step: its local error has order 0.75 (a step of order -0.25; o
             3)
 odebench:   final step's defect at the finest N 2.2e-03 -> 9.3e-06 with every step below t =
             0.1 by the exact flow: the steps below t = 0.1 make the error; the steps before
-            are of order 0.60 already at t = 0.1 (nominal 2): the end is not all of it
-cause:      the steps below t = 0.1 make the error; the steps before are of order 0.60
-            already at t = 0.1 (nominal 2): the end is not all of it
+            are of order 0.60 at t = 0.1 (nominal 2)
+cause:      the steps below t = 0.1 make the error; the steps before are of order 0.60 at t
+            = 0.1 (nominal 2)
 
 The problem has a closed form: data N(mu, diag(s2)) of rank 3 in 8-d, exact model outputs
 (no network) and the probability-flow ODE a linear map per coordinate, so the exact end

@@ -14,7 +14,7 @@ odebench:   error floor 8.2e-03 -> 7.6e-04 with model outputs at the states' own
             alone)
 cause:      model calls at times the states are not at; the last step, from t = 0.000368 to
             t = 0.000157, makes the error (it adds 2.2e-03 at N = 700); the steps before are
-            of order 0.60 already at t = 0.1 (nominal 2): the end is not all of it
+            of order 0.60 at t = 0.1 (nominal 2)
 
 The problem has a closed form: data N(mu, diag(s2)) of rank 3 in 8-d, exact model outputs
 (no network) and the probability-flow ODE a linear map per coordinate, so the exact end

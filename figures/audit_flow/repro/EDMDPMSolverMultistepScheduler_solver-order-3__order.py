@@ -13,8 +13,7 @@ odebench:   order 1.86 -> 3.11 with the 3M step's D2 term weighted as Taylor's e
 cause:      DPM-Solver++(3M)'s third-order term is half of what order 3 needs (D2 = h^2
             m''/2 weighted by phi_3 as if it were h^2 m''): the 3M step is of order 2; the
             last step, from t = 2.5e-05 to t = 0, makes the error (it adds 4.7e-06 at N =
-            700); the steps before are of order 2.20 already at t = 0.1 (nominal 3): the end
-            is not all of it
+            700); the steps before are of order 2.20 at t = 0.1 (nominal 3)
 
 The problem has a closed form: data N(mu, diag(s2)) of rank 3 in 8-d, exact model outputs
 (no network) and the probability-flow ODE a linear map per coordinate, so the exact end
