@@ -193,7 +193,7 @@ def script(report: AuditReport, cause: Cause, name: str, version: str, interface
         "PROBE_N": str(int(report.facts.get("probe_steps", 50) or 50)),
         "FIX_NAMES": "[" + ", ".join("fix_" + n.replace("-", "_") for n in names) + "]",
         "RETIME": repr("exact-call-times" in names),
-        "TRIED": _literal(tried),
+        "TRIED": '"""' + _wrap("; ".join(tried), 0, 86) + '"""',
         "MEASURE": tpl.MEASURES[cause.kind.name],
     }
     body = tpl.HEAD + tpl.COMMON + _fix_code(names, prep, config, report) + tpl.MAIN

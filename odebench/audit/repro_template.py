@@ -572,7 +572,7 @@ def main(argv):
     print("as diffusers runs it:")
     label, before = measure(original, steps)
     if not FIXES:
-        print("no counterfactual removes it; odebench tried: " + ", ".join(TRIED))
+        print("no counterfactual removes it; odebench tried: " + " ".join(TRIED.split()))
         print(f"RESULT {label}: {before:.3e}")
         return
     make = original
