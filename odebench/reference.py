@@ -119,8 +119,7 @@ def reference(
     device = _backend_device(backend, model, x_T)
     flow = getattr(problem, "flow", None) if model is None else None
     if flow is None and float(schedule.alpha(times[0])) == 0.0:
-        ref = _from_pure_noise(problem, schedule, x_T, times, tol, model, device, accuracy)
-        return ref
+        return _from_pure_noise(problem, schedule, x_T, times, tol, model, device, accuracy)
     if flow is not None:
         states = torch.stack([flow(x_T, times[0], t) for t in times])
         second = torch.stack([_composed_flow(flow, schedule, x_T, times[0], t) for t in times])
@@ -131,7 +130,7 @@ def reference(
     eps = model if model is not None else problem.eps
     # Two independent adaptive solves: DOP853 in lambda and in sigma_tilde. A grid that ends
     # at t = 0 has lambda = inf there, so both run in sigma_tilde, with different methods.
-    plans = _plans(schedule, float(times[-1]), tol, device)[: 2 if accuracy else 1]
+    plans = _plans(schedule, float(times[-1]), tol, device, accuracy)
     sols, nfe = [], 0
     for method, variable, rtol in plans:
         trajectory, n = _adaptive(eps, schedule, x_T, times, method, variable, rtol, device)
@@ -163,13 +162,18 @@ def _backend_device(backend: str, model, x_T: torch.Tensor) -> torch.device | No
     return where
 
 
-def _plans(schedule: Schedule, t_end: float, tol: float, device) -> list[tuple[str, str, float]]:
-    """(method, variable, tolerance) of the two independent adaptive solves."""
+def _plans(
+    schedule: Schedule, t_end: float, tol: float, device, accuracy: bool = True
+) -> list[tuple[str, str, float]]:
+    """(method, variable, tolerance) of the two independent adaptive solves; without
+    ``accuracy`` only the first (the second only measures the first's accuracy)."""
     if float(schedule.sigma(torch.tensor(t_end, dtype=DTYPE))) != 0.0:
-        return [("DOP853", "lambda", tol), ("DOP853", "sigma_tilde", tol)]
-    if device is None:
-        return [("DOP853", "sigma_tilde", tol), ("RK45", "sigma_tilde", tol)]
-    return [("DOP853", "sigma_tilde", tol), ("DOP853", "sigma_tilde", tol / 10)]
+        plans = [("DOP853", "lambda", tol), ("DOP853", "sigma_tilde", tol)]
+    elif device is None:
+        plans = [("DOP853", "sigma_tilde", tol), ("RK45", "sigma_tilde", tol)]
+    else:
+        plans = [("DOP853", "sigma_tilde", tol), ("DOP853", "sigma_tilde", tol / 10)]
+    return plans if accuracy else plans[:1]
 
 
 def _label(method: str, variable: str, tol: float, device) -> str:
@@ -306,8 +310,8 @@ def _from_pure_noise(problem, schedule, x_T, times, tol, model, device, accuracy
     t_switch = max(float(schedule.t_from_lambda(torch.tensor(0.0, dtype=DTYPE))), tl[1])
     head = [t for t in tl if t > t_switch] + [t_switch]
     tail = [t for t in tl if t < t_switch]
-    pairs = zip("tu", _plans(schedule, tl[-1], tol, device), strict=True)
-    plans = [(how, *plan) for how, plan in pairs][: 2 if accuracy else 1]
+    solves = _plans(schedule, tl[-1], tol, device, accuracy)  # in t, then (accuracy) in u
+    plans = [(how, *plan) for how, plan in zip("tu", solves, strict=False)]
     chains, nfe = [], 0
     for how, method, variable, rtol in plans:
         states, n = _first_piece(x0_fn, schedule, x_T.to(DTYPE), head, rtol, how, device)
