@@ -317,8 +317,10 @@ def format_summary(result: StudyResult) -> str | None:
 
 
 def audit_cost(config: dict[str, Any]):
-    """:func:`cell_cost`, times the reruns of the counterfactual probes where they are on (at
-    most one per probe and one of all of them)."""
+    """:func:`cell_cost`, times the reruns of the counterfactual probes where they are on: one
+    per probe, one of all of them, and the narrowing to a minimal combination, which drops one
+    probe at a time (at most one fewer than the probes). An upper bound on the reruns; the
+    committed audit study (31 cells) took 3087 CPU s with them against 293 s without."""
     from dataclasses import replace
 
     from ..audit.counterfactual import PROBES
@@ -326,7 +328,7 @@ def audit_cost(config: dict[str, Any]):
     cost = cell_cost(config)
     if not config.get("counterfactuals"):
         return cost
-    return replace(cost, seconds=cost.seconds * (2 + len(PROBES)))
+    return replace(cost, seconds=cost.seconds * (1 + 2 * len(PROBES)))
 
 
 #: ``odebench audit SAMPLER``: one sampler's report card, not a study of many (those run with
