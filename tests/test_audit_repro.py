@@ -106,6 +106,22 @@ def test_scripts_import_only_torch_numpy_diffusers_and_the_standard_library(ddim
         assert "odebench" not in imports(text)
         assert text.startswith('"""') and "diffusers:  " in text.split('"""')[1]
         assert max(map(len, text.splitlines())) <= 100  # committed under figures/: ruff-clean
+        assert len(text.splitlines()) < 200, path.name  # a few dozen lines of its own
+
+
+def test_a_script_carries_only_the_code_its_finding_needs(ddim_trailing):
+    stem = "DDIMScheduler_clip-sample-false_timestep-spacing-trailing"
+    table = (ddim_trailing / f"{stem}__float32_table.py").read_text()
+    gap = (ddim_trailing / f"{stem}__time_gap.py").read_text()
+    # a table's deviation needs no pipeline loop, no model, no ladder
+    assert "def table_deviation" in table and "class Float64View" in table
+    for absent in ("def run(", "def model(", "LADDER", "def flow(", "exact_steps"):
+        assert absent not in table, absent
+    # a time gap: the point-mass run and the gap, DDIM's rule, and nothing of the other paths
+    assert "def state_times" in gap and "def gap(" in gap and "def table_deviation" not in gap
+    for absent in ("Float64View", "SIGMA_MAX", "c_in(", "shift", '"ve"', '"flow"', "velocity"):
+        assert absent not in gap, absent
+    assert gap.count("LADDER = [") == 1 and "\n    10,\n" not in gap  # the ladder on one line
 
 
 @pytest.fixture(scope="module")

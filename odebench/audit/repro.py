@@ -94,28 +94,6 @@ def _interface(report: AuditReport):
     return prep, config, schedule
 
 
-def _fix_code(names: list[str], prep, config: dict[str, Any], report: AuditReport) -> str:
-    code = ""
-    if any(n.startswith("float64") for n in names):
-        code += tpl.FLOAT64_VIEW
-    if any(n in EXACT_STEPS for n in names):
-        code += tpl.FIXES["exact-steps"]
-    for name in names:
-        key = name
-        if name == "next-grid-time":
-            ddim = not callable(getattr(prep.cls, "previous_timestep", None))
-            key = "next-grid-time:" + ("ddim" if ddim else "previous_timestep")
-        nominal = report.facts.get("nominal")
-        order = config.get("solver_order") or (math.ceil(nominal) if _finite(nominal) else 1)
-        values = {
-            "FLIPS": _literal(_off(prep, ("lower_order_final", "euler_at_final"))),
-            "CLIPS": _literal(_off(prep, ("clip_sample", "thresholding"))),
-            "WARM": str(int(order) - 1),
-        }
-        code += tpl.fill(tpl.FIXES[key], values)
-    return code
-
-
 def _off(prep, keys: tuple[str, ...]) -> dict[str, bool]:
     """The config switches among ``keys`` that are on, switched off."""
     return {k: False for k in keys if prep.effective.get(k) is True}
@@ -145,28 +123,23 @@ def script(report: AuditReport, cause: Cause, name: str, version: str, interface
     if missing:  # a probe newer than the scripts' inline code
         cause_text = "; ".join(p.cause for p in best.probes)
         fix_text = (
-            f"odebench's counterfactual {', '.join(missing)} has no inline version in these "
-            "scripts: it shows the defect only."
+            f"odebench's counterfactual {', '.join(missing)} has no inline version "
+            "here: the script shows the defect only"
         )
         names = []
     elif best is not None:
         what = " + ".join(p.change for p in best.probes)
         tail = getattr(cause, "tail", {})
         cause_text = "; ".join(tail.get(p.name, p.cause) for p in best.probes)
-        fix_text = (
-            f"Then it applies the counterfactual that removed the finding in odebench "
-            f"({what}), written inline as a subclass, and prints the numbers again."
-        )
+        fix_text = f"{what} (odebench's counterfactual, inline)"
     else:
         cause_text = "not identified: no counterfactual probe removed it"
-        fix_text = "No counterfactual removed the finding: it shows the defect and what was tried."
+        fix_text = "none (no counterfactual removed it: it prints what was tried)"
     tried = [f"{a.name} {_fmt(v)}" for a, v in cause.numbers] or ["nothing applied"]
-    sigma_max = float(getattr(iface.schedule, "sigma_max", 80.0) or 80.0)
     user_text = report.facts.get("user_config") or "{}"
     values = {
         "TITLE": _wrap(f"{report.sampler}: {cause.kind.name} ({cause.kind.label})", 0),
         "VERSION": version,
-        "CLASS": prep.cls.__name__,
         "CONFIG_TEXT": _wrap(
             f"{prep.cls.__name__}, config {user_text}"
             + (f" on the table {schedule}" if iface.interpolant == "vp" else "")
@@ -174,31 +147,299 @@ def script(report: AuditReport, cause: Cause, name: str, version: str, interface
         "FINDING": _wrap(finding),
         "NUMBERS": _wrap(_numbers(cause)),
         "CAUSE": _wrap(cause_text),
-        "FIX_TEXT": _wrap(fix_text, 0),
-        "CONFIG": _literal(config),
-        "SET_KWARGS": _literal(dict(iface.set_kwargs)),
-        "STEP_KWARGS": _literal(dict(prep.step_args)),
-        "PATH": _literal(iface.interpolant),
-        "REVERSE": repr(bool(iface.reverse)),
-        "OUTPUT": _literal(iface.kind),
-        "SIGN": repr(float(iface.sign)),
-        "STATE": _literal(str(report.facts.get("state_kind", "vp"))),
-        "T": str(int(iface.T)),
-        "SIGMA_MAX": repr(sigma_max),
-        "SIGMA_DATA": repr(float(iface.sigma_data)),
-        "BETAS": BETAS.get(schedule, BETAS["ddpm-linear-1000"]),
-        "END": _literal(ends),
-        "LADDER": _literal(sorted(ends)),
-        "MULTISTAGE": repr(any(int(r.get("repeats", 0) or 0) > 0 for r in ok)),
-        "PROBE_N": str(int(report.facts.get("probe_steps", 50) or 50)),
-        "FIX_NAMES": "[" + ", ".join("fix_" + n.replace("-", "_") for n in names) + "]",
-        "RETIME": repr("exact-call-times" in names),
-        "TRIED": '"""' + _wrap("; ".join(tried), 0, 86) + '"""',
-        "MEASURE": tpl.MEASURES[cause.kind.name],
+        "FIX_TEXT": _wrap(fix_text),
     }
-    body = tpl.HEAD + tpl.COMMON + _fix_code(names, prep, config, report) + tpl.MAIN
-    text = tpl.fill(body, values)
+    spec = _Spec(prep, config, schedule, cause.kind.name, names, ends, report)
+    text = tpl.fill(assemble(spec, "; ".join(tried)), values)
     return Script(name, text, report.sampler, finding, cause.kind.name, cause.text())
+
+
+@dataclass
+class _Spec:
+    """What a script needs: its scheduler, finding kind, counterfactual and ladder."""
+
+    prep: Any
+    config: dict[str, Any]
+    schedule: str
+    kind: str
+    fixes: list[str]
+    ends: dict[int, float]
+    report: AuditReport
+
+    @property
+    def iface(self):
+        return self.prep.setup.iface
+
+
+def assemble(spec: _Spec, tried: str) -> str:
+    """A script's text for ``spec``: only the snippets (:data:`.repro_template.SNIPPETS`) its
+    finding needs, their switches folded in; the header's placeholders left to fill."""
+    iface, kind, fixes = spec.iface, spec.kind, spec.fixes
+    path, state = iface.interpolant, str(spec.report.facts.get("state_kind", "vp"))
+    output = iface.kind
+    steps = any(n in EXACT_STEPS for n in fixes)
+    retime = "exact-call-times" in fixes
+    on_ladder = kind in tpl.LADDER_KINDS
+    times = kind == "time gap" or retime  # state_times(): a point-mass run
+    runs = kind != "float32 table"
+    multistage = any(int(r.get("repeats", 0) or 0) > 0 for r in _ok(spec.report.rows))
+    snip = tpl.SNIPPETS
+    parts = []
+    if runs:
+        parts.append(snip["coeffs", path])
+        if times or (steps and state == "sigma-scaled"):
+            parts.append(snip["time_of_b", "vp" if state == "sigma-scaled" else path])
+        if output == "edm":
+            parts.append(snip["c_in", "edm"])
+        parts.append(snip["model", "head"] + _model_body(output))
+        if on_ladder or steps:
+            parts.append(snip["flow", ""])
+    parts.append(snip["original", ""])
+    if on_ladder:
+        parts.append(snip["rms", ""])
+    if runs:
+        parts.append(_run(spec, on_ladder, times, retime, state, output))
+    if times:
+        parts.append(snip["state_times", ""])
+    if kind == "time gap":
+        parts.append(snip["gap", ""])
+    if kind == "float32 state":
+        parts.append(snip["nonlinearity", ""])
+    if kind == "float32 table":
+        parts.append(snip["table_deviation", ""])
+    if kind == "order":
+        parts.append(snip["order", ""])
+    if any(n.startswith("float64") for n in fixes):
+        parts.append(snip["Float64View", ""])
+    if steps:
+        parts.append(_exact_steps(state, path, multistage))
+    parts.extend(_fix(n, spec) for n in fixes if n != "exact-call-times")
+    parts.append(tpl.MEASURE + _main(spec, on_ladder, retime))
+    body = "".join(parts)
+    values = {
+        "MEASURE": tpl.MEASURES[kind],
+        "LABEL": tpl.LABELS[kind],
+        "OUTPUT": output,
+        "SET": ", **SET_KWARGS" if iface.set_kwargs else "",
+        "STEP": ", **STEP_KWARGS" if spec.prep.step_args else "",
+        "RETIME_CALL": ", times=state_times(n) if retime else None" if retime else "",
+        "RETIME_TRUE": ", retime=True" if retime else "",
+        "SLICE": "[:3]" if times else "",
+        "GAP": "0.0 if retime else gap(make, n)" if retime else "gap(make, n)",
+        "MEASURE_ARGS": (", steps" if on_ladder else "") + (", retime=False" if retime else ""),
+        "STEPS": ", steps" if on_ladder else "",
+        "FLOW_TIME": "1 - float(timestep) / T" if iface.reverse else "float(timestep) / T",
+        "SIGMA_TIME": "1.0 - s" if iface.reverse else "s",
+        "VELOCITY": "-(b * (x - mean) / var - x0)"
+        if iface.reverse
+        else "b * (x - mean) / var - x0",
+        "SIGN": "-" if float(iface.sign) < 0 else "",
+    }
+    body = tpl.fill(body, values, strict=False)
+    head = tpl.HEAD.replace("{{USAGE}}", tpl.USAGE if on_ladder else "")
+    imports = [m for m in ("copy", "math", "sys", "warnings") if m + "." in body]
+    head = head.replace("{{IMPORTS}}", "\n".join(f"import {m}" for m in imports))
+    return head + _constants(spec, runs, on_ladder or steps, tried) + body
+
+
+def _model_body(output: str) -> str:
+    snip = tpl.SNIPPETS
+    if output == "eps":
+        return snip["model", "eps"]
+    body = snip["model", "x0"]
+    if output == "velocity":
+        return body + snip["model", "velocity"]
+    return body + snip["model", {"x0": "x0-out"}.get(output, output)]
+
+
+def _run(spec: _Spec, on_ladder: bool, times: bool, retime: bool, state: str, output: str):
+    """run(): the pipeline loop, as the finding's measure calls it."""
+    snip, iface = tpl.SNIPPETS, spec.iface
+    scales = callable(getattr(spec.prep.cls, "scale_model_input", None))
+    text = snip["run", "head"]
+    if not on_ladder:
+        text += snip["run", "shift"]
+    scaled = output == "edm" or (scales and not _scales_by_one(spec))
+    text += snip["run", "scaled-state" if scaled else "state"]
+    text += snip["run", "loop" if on_ladder else "loop-output"]
+    if state == "sigma-scaled":
+        text += snip["run", "c_end"]
+    text += snip["run", "return" if on_ladder else "return-output"]
+    c_in = output == "edm"
+    model_in = ("sch.scale_model_input(state, timestep)" if scales else "state") + (
+        " / c_in(t_call)" if c_in else ""
+    )
+    scale_one = "float(copy.deepcopy(sch).scale_model_input(one, steps[0])[0])"
+    if not scales:
+        scale_one = "1.0"
+    args = (", mu=MU, s2=S2" if times else "") + (", times=None" if retime else "")
+    if not on_ladder:
+        doc = "The output of the pipeline loop for n steps, its start shifted by shift * 1e-9."
+    else:
+        doc = (
+            "The pipeline loop for n steps: (n, error against the exact end state, the last"
+            "\n    step's defect"
+            + (", the model's inputs, the start's noise)" if times else ")")
+            + (".\n    times: the model is told these times (a counterfactual)." if retime else ".")
+        )
+    values = {
+        "RUN_ARGS": args + (", shift=0.0" if not on_ladder else ""),
+        "RUN_DOC": doc,
+        "MU": "mu" if times else "MU",
+        "S2": "s2" if times else "S2",
+        "SCALE_DIV": f"({scale_one} / c_in(t0))" if c_in else scale_one,
+        "MODEL_IN": f"({model_in}).to(DTYPE)" if model_in != "state" else "state.to(DTYPE)",
+        "LOOP_VAR": "k, timestep" if retime else "timestep",
+        "LOOP_OVER": "enumerate(steps)" if retime else "steps",
+        "CALL_TIME": "t_call if times is None else times[k]" if retime else "t_call",
+        "MS": ", mu, s2" if times else "",
+        "C_END": " * c_end" if state == "sigma-scaled" else "",
+        "RUN_TAIL": ", seen, z" if times else "",
+    }
+    del iface
+    return tpl.fill(text, values, strict=False)
+
+
+def _scales_by_one(spec: _Spec) -> bool:
+    """Whether the scheduler's scale_model_input leaves a sample as it is (then the state is
+    the interpolant's x and the script needs no division by its factor)."""
+    import torch
+
+    sch = spec.prep.cls.from_config(spec.config)
+    sch.set_timesteps(10, **dict(spec.iface.set_kwargs))
+    one = torch.ones(1, dtype=torch.float64)
+    return float(sch.scale_model_input(one, sch.timesteps[0])[0]) == 1.0
+
+
+def _exact_steps(state: str, path: str, multistage: bool) -> str:
+    """exact_steps() and the time_of_sigma() it needs, for the state variable's kind."""
+    snip = tpl.SNIPPETS
+    by_sigmas = state != "vp"
+    text = ""
+    if by_sigmas:
+        key = "sigma-scaled" if state == "sigma-scaled" else ("ve" if path == "ve" else "flow")
+        text += snip["time_of_sigma", key]
+    text += snip["exact_steps", "head"]
+    if by_sigmas:
+        text += snip["exact_steps", "by-sigmas"]
+    text += tpl.fill(
+        snip["exact_steps", "by-timesteps"], {"INDENT": " " * (20 if by_sigmas else 16)}
+    )
+    if multistage:
+        text += snip["exact_steps", "multistage"]
+    text += snip["exact_steps", "select"]
+    text += snip["exact_steps", "scaled-step" if state == "sigma-scaled" else "step"]
+    text += snip["exact_steps", "tail"]
+    first = '                first = getattr(self, "state_in_first_order", None)\n'
+    return tpl.fill(
+        text,
+        {
+            "FIRST": first if multistage else "",
+            "STARTS": " or not starts" if multistage else "",
+        },
+        strict=False,
+    )
+
+
+def _fix(name: str, spec: _Spec) -> str:
+    """The inline code of one counterfactual, its switches filled."""
+    prep, config = spec.prep, spec.config
+    key = name
+    if name == "next-grid-time":
+        ddim = not callable(getattr(prep.cls, "previous_timestep", None))
+        key = "next-grid-time:" + ("ddim" if ddim else "previous_timestep")
+    nominal = spec.report.facts.get("nominal")
+    order = config.get("solver_order") or (math.ceil(nominal) if _finite(nominal) else 1)
+    values = {
+        "FLIPS": _literal(_off(prep, ("lower_order_final", "euler_at_final"))),
+        "CLIPS": _literal(_off(prep, ("clip_sample", "thresholding"))),
+        "WARM": str(int(order) - 1),
+    }
+    return tpl.fill(tpl.FIXES[key], values)
+
+
+def _main(spec: _Spec, on_ladder: bool, retime: bool) -> str:
+    """main(): the defect's numbers, then with the counterfactual (or what was tried)."""
+    fixes = spec.fixes
+    text = tpl.MAIN["ladder" if on_ladder else "one"] + tpl.MAIN["before"]
+    if fixes:
+        make = "original"
+        for n in fixes:
+            if n != "exact-call-times":
+                make = f"fix_{n.replace('-', '_')}({make})"
+        text += tpl.fill(
+            tpl.MAIN["fixed"],
+            {
+                "FIX_LIST": ", ".join(n.replace("-", "_") for n in fixes),
+                "MAKE": make,
+            },
+            strict=False,
+        )
+    else:
+        text += tpl.MAIN["tried"]
+    return text + tpl.MAIN["tail"]
+
+
+def _constants(spec: _Spec, runs: bool, ends: bool, tried: str) -> str:
+    """The script's constants: only those its code reads."""
+    iface, kind = spec.iface, spec.kind
+    vp_table = kind == "float32 table" or (runs and iface.interpolant == "vp")
+    lines = [f"CLASS = diffusers.{spec.prep.cls.__name__}", _dense("CONFIG", spec.config)]
+    if iface.set_kwargs:
+        lines.append(_dense("SET_KWARGS", dict(iface.set_kwargs)) + "  # set_timesteps(N, **)")
+    if spec.prep.step_args:
+        lines.append(_dense("STEP_KWARGS", dict(spec.prep.step_args)) + "  # step(..., **)")
+    if runs:
+        lines.append(f"T = {int(iface.T)}  # num_train_timesteps")
+    if runs and (iface.interpolant == "ve" or iface.kind == "edm"):
+        sigma_max = float(getattr(iface.schedule, "sigma_max", 80.0) or 80.0)
+        lines.append(f"SIGMA_MAX, SIGMA_DATA = {sigma_max!r}, {float(iface.sigma_data)!r}")
+    text = "\n".join(lines) + "\n"
+    if vp_table:
+        betas = BETAS.get(spec.schedule, BETAS["ddpm-linear-1000"])
+        table = tpl.fill(tpl.VP_TABLE, {"BETAS": betas})
+        lines = table.splitlines(keepends=True)
+        text += "".join(s for s in lines if runs or not s.startswith("KNOTS_T"))
+    text += tpl.DATA if runs else "DTYPE = torch.float64\n"
+    if ends:
+        ladder = sorted(spec.ends)
+        text += (
+            "# odebench's ladder of N, and per N the time t its output is at (point-mass probe)\n"
+        )
+        text += _dense("LADDER", ladder) + "\n"
+        values = set(spec.ends.values())
+        if len(values) == 1:
+            text += f"END = dict.fromkeys(LADDER, {values.pop()!r})\n"
+        else:
+            text += _dense("END", spec.ends) + "\n"
+    if kind in ("float32 state", "float32 table"):
+        text += f"PROBE_N = {int(spec.report.facts.get('probe_steps', 50) or 50)}\n"
+    if not spec.fixes:
+        text += "# odebench's counterfactuals, and what was left of the defect\n"
+        text += 'TRIED = """' + _wrap(tried, 0, 86) + '"""\n'
+    return text
+
+
+def _dense(name: str, value: Any, width: int = 95) -> str:
+    """``NAME = literal`` on one line, or its items packed into lines of ``width``."""
+    one = f"{name} = {_literal(value, 10**6)}"
+    if len(one) <= width:
+        return one
+    if isinstance(value, dict):
+        items = [f"{_literal(k)}: {_literal(v)}" for k, v in value.items()]
+        opening, closing = "{", "}"
+    else:
+        items = [_literal(v) for v in value]
+        opening, closing = "[", "]"
+    lines, line = [], ""
+    for item in items:
+        if line and len(line) + len(item) + 2 > width - 4:
+            lines.append(line)
+            line = item + ","
+        else:
+            line = f"{line} {item}," if line else item + ","
+    lines.append(line)
+    return f"{name} = {opening}\n" + "".join(f"    {s}\n" for s in lines) + closing
 
 
 def _fmt(v: float) -> str:

@@ -1,10 +1,10 @@
 """The text of the stand-alone reproduction scripts that :mod:`.repro` writes.
 
-A script is ``HEAD`` (its docstring: diffusers version, config, the finding, odebench's numbers,
-the cause), ``COMMON`` (a closed-form problem and the pipeline loop, no odebench), the code of
-the counterfactuals that removed the finding (``FIXES``, the same change as the probes of
-:mod:`.counterfactual`, written inline) and ``MAIN`` (the defect's numbers, then the same with
-the counterfactual). Placeholders are ``{{NAME}}``; :func:`fill` replaces them.
+A script is assembled from small snippets, each the code of one function in one variant
+(``SNIPPETS[(function, variant)]``): :mod:`.repro` picks only what a finding needs (the one
+path, the one model output, the probes of its counterfactual, the measure of its kind), so a
+script is a few dozen lines of its own code. Placeholders are ``{{NAME}}``; :func:`fill`
+replaces them.
 
 The problem: data N(mu, diag(s2)) of rank 3 in 8-d (odebench's gaussian-lowrank in its own
 basis: the schedulers act elementwise, so a rotation changes nothing). For x = a x0 + b z the
@@ -19,199 +19,229 @@ from __future__ import annotations
 HEAD = '''\
 """{{TITLE}}
 
-Written by odebench's audit (odebench audit --repro): a stand-alone reproduction that uses
-only torch, numpy, the standard library and diffusers.
-
-diffusers:  {{VERSION}} (the version odebench audited; this one: printed when it runs)
+odebench's audit wrote this stand-alone reproduction (it imports torch, numpy, diffusers).
+diffusers:  {{VERSION}} (the version audited; the one running it is printed)
 scheduler:  {{CONFIG_TEXT}}
 finding:    {{FINDING}}
 odebench:   {{NUMBERS}}
 cause:      {{CAUSE}}
-
-The problem has a closed form: data N(mu, diag(s2)) of rank 3 in 8-d, exact model outputs
-(no network) and the probability-flow ODE a linear map per coordinate, so the exact end
-state is known without an ODE solver. The scheduler runs as a diffusers pipeline runs it
-(set_timesteps, scale_model_input, model, step) on float64 latents, so any rounding is the
-scheduler's own, from a sample of the marginal at its first timestep; each run ends at the
-time odebench measured for it (END).
-{{FIX_TEXT}}
-
-    python <this file> [N1,N2,...]      (default: odebench's ladder; N among END's)
+fix:        {{FIX_TEXT}}
+Exact model outputs of data N(mu, diag(s2)); float64 latents; exact end states.{{USAGE}}
 """
-'''
 
-COMMON = '''
-import copy
-import math
-import sys
-import warnings
+{{IMPORTS}}
 
 import diffusers
 import numpy as np
 import torch
 
 torch.set_num_threads(1)
-CLASS = diffusers.{{CLASS}}
-CONFIG = {{CONFIG}}
-# set_timesteps(N, **SET_KWARGS), step(..., **STEP_KWARGS)
-SET_KWARGS = {{SET_KWARGS}}
-STEP_KWARGS = {{STEP_KWARGS}}
-PATH = {{PATH}}  # "vp": x = a x0 + b z, a^2 = alpha_bar; "flow": a = 1 - t, b = t; "ve": b = sigma
-REVERSE = {{REVERSE}}  # invert_sigmas: the scheduler's sigma is 1 - t
-OUTPUT = {{OUTPUT}}  # the model's output: eps, x0, v, velocity or edm (Karras' F)
-SIGN = {{SIGN}}  # EDM's v_prediction flips the sign of c_out
-STATE = {{STATE}}  # "sigma-scaled": the state is x / a (the k-diffusion ports); else x
-T = {{T}}  # num_train_timesteps; odebench's time of a VP timestep i is t = (i + 1) / T
-SIGMA_MAX, SIGMA_DATA = {{SIGMA_MAX}}, {{SIGMA_DATA}}
-BETAS = {{BETAS}}
-# per N: the time t the output is at (odebench's point-mass probe)
-END = {{END}}
-MULTISTAGE = {{MULTISTAGE}}  # some model calls repeat a timestep (the stages of one step)
-LADDER = {{LADDER}}
-PROBE_N = {{PROBE_N}}
-MU = np.linspace(-0.6, 0.6, 8)
-S2 = np.array([1.0, 0.5, 0.25, 0.0, 0.0, 0.0, 0.0, 0.0])
-DTYPE = torch.float64
+'''
+
+USAGE = """
+Usage: python <this file> [N1,N2,...]  (N among LADDER's; default: all)"""
+
+#: the VP table: odebench's time of a timestep i is t = (i + 1) / T
+VP_TABLE = """BETAS = {{BETAS}}
 KNOTS_T = np.arange(T + 1) / T
 KNOTS_LOG = np.concatenate([[0.0], np.cumsum(np.log1p(-BETAS))])  # log alpha_bar at KNOTS_T
+"""
 
+#: the problem's data: N(MU, diag(S2))
+DATA = """MU = np.linspace(-0.6, 0.6, 8)
+S2 = np.array([1.0, 0.5, 0.25, 0.0, 0.0, 0.0, 0.0, 0.0])
+DTYPE = torch.float64
+"""
+
+SNIPPETS = {
+    ("coeffs", "vp"): '''
 
 def coeffs(t):
-    """(a, b) with x = a x0 + b z at time t (VP: log alpha_bar linear between the knots)."""
-    if PATH == "vp":
-        abar = math.exp(float(np.interp(t, KNOTS_T, KNOTS_LOG)))
-        return math.sqrt(abar), math.sqrt(max(1.0 - abar, 0.0))
-    return (1.0, SIGMA_MAX * t) if PATH == "ve" else (1.0 - t, t)
+    """(a, b) with x = a x0 + b z at time t (log alpha_bar linear between the knots)."""
+    abar = math.exp(float(np.interp(t, KNOTS_T, KNOTS_LOG)))
+    return math.sqrt(abar), math.sqrt(max(1.0 - abar, 0.0))
 
 
 def time_of(timestep):
     """The time t the model is told by a scheduler timestep."""
-    ts = float(timestep)
-    if PATH == "vp":
-        return (ts + 1.0) / T
-    t = math.exp(4.0 * ts) / SIGMA_MAX if PATH == "ve" else (1 - ts / T if REVERSE else ts / T)
-    return min(t, 1.0) if t < 1.0 + 1e-5 else t
+    return (float(timestep) + 1.0) / T
+''',
+    ("coeffs", "ve"): '''
 
+def coeffs(t):
+    """(a, b) with x = a x0 + b z at time t (variance exploding: b = sigma)."""
+    return 1.0, SIGMA_MAX * t
+
+
+def time_of(timestep):
+    """The time t the model is told by a scheduler timestep (EDM: 4 ln sigma)."""
+    t = math.exp(4.0 * float(timestep)) / SIGMA_MAX
+    return min(t, 1.0) if t < 1.0 + 1e-5 else t
+''',
+    ("coeffs", "flow"): '''
+
+def coeffs(t):
+    """(a, b) with x = a x0 + b z at time t (flow matching)."""
+    return 1.0 - t, t
+
+
+def time_of(timestep):
+    """The time t the model is told by a scheduler timestep."""
+    t = {{FLOW_TIME}}
+    return min(t, 1.0) if t < 1.0 + 1e-5 else t
+''',
+    ("time_of_b", "vp"): '''
 
 def time_of_b(b):
     """The time at which the noise coefficient is b."""
-    if PATH == "vp":
-        return float(np.interp(math.log(max(1.0 - b * b, 1e-300)), KNOTS_LOG[::-1], KNOTS_T[::-1]))
-    return b / SIGMA_MAX if PATH == "ve" else b
+    return float(np.interp(math.log(max(1.0 - b * b, 1e-300)), KNOTS_LOG[::-1], KNOTS_T[::-1]))
+''',
+    ("time_of_b", "ve"): '''
 
+def time_of_b(b):
+    """The time at which the noise coefficient is b."""
+    return b / SIGMA_MAX
+''',
+    ("time_of_b", "flow"): '''
+
+def time_of_b(b):
+    """The time at which the noise coefficient is b."""
+    return b
+''',
+    ("c_in", "edm"): '''
 
 def c_in(t):
-    """Network input = c_in * x (EDM's preconditioning; 1 otherwise)."""
-    return 1.0 / math.hypot(SIGMA_MAX * t, SIGMA_DATA) if OUTPUT == "edm" else 1.0
-
+    """Network input = c_in * x (EDM's preconditioning)."""
+    return 1.0 / math.hypot(SIGMA_MAX * t, SIGMA_DATA)
+''',
+    ("model", "head"): '''
 
 def model(x, t, mu=MU, s2=S2):
-    """The exact model output at time t for data N(mu, diag(s2)); x the interpolant's x."""
+    """The exact model output ({{OUTPUT}}) at time t for data N(mu, diag(s2))."""
     a, b = coeffs(t)
     mean, var = torch.as_tensor(a * mu), torch.as_tensor(a * a * s2 + b * b)
-    x0 = torch.as_tensor(mu) + a * torch.as_tensor(s2) * (x - mean) / var
-    z = b * (x - mean) / var
-    if OUTPUT == "edm":  # x0 = c_skip x + c_out F
-        sd = SIGMA_DATA
-        c_skip, c_out = sd * sd / (b * b + sd * sd), SIGN * b * sd / math.hypot(b, sd)
-        return (x0 - c_skip * x) / c_out
-    velocity = -(z - x0) if REVERSE else z - x0
-    return {"eps": z, "x0": x0, "v": a * z - b * x0, "velocity": velocity}[OUTPUT]
-
+''',
+    ("model", "x0"): """    x0 = torch.as_tensor(mu) + a * torch.as_tensor(s2) * (x - mean) / var
+""",
+    ("model", "eps"): """    return b * (x - mean) / var
+""",
+    ("model", "x0-out"): """    return x0
+""",
+    ("model", "v"): """    return a * (b * (x - mean) / var) - b * x0
+""",
+    ("model", "velocity"): """    return {{VELOCITY}}
+""",
+    ("model", "edm"): """    sd = SIGMA_DATA  # x0 = c_skip x + c_out F
+    c_skip, c_out = sd * sd / (b * b + sd * sd), {{SIGN}}b * sd / math.hypot(b, sd)
+    return (x0 - c_skip * x) / c_out
+""",
+    ("flow", ""): '''
 
 def flow(x, s, t, mu=MU, s2=S2):
     """The exact probability-flow map of the interpolant's x from time s to time t."""
     (a1, b1), (a2, b2) = coeffs(s), coeffs(t)
     ratio = torch.as_tensor(np.sqrt((a2 * a2 * s2 + b2 * b2) / (a1 * a1 * s2 + b1 * b1)))
     return a2 * torch.as_tensor(mu) + ratio * (x - a1 * torch.as_tensor(mu))
-
+''',
+    ("original", ""): '''
 
 def original(**over):
     """A fresh scheduler, as a pipeline makes one."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return CLASS.from_config({**CONFIG, **over})
+''',
+    # run(): the pipeline loop; its head, the start state, its loop and its return by variant
+    ("run", "head"): '''
 
-
-def scale(sch, x, timestep):
-    f = getattr(sch, "scale_model_input", None)
-    return x if f is None else f(x, timestep)
-
-
-def run(make, n, mu=MU, s2=S2, times=None, shift=0.0):
-    """The pipeline loop for n steps: (output, exact output, the exact flow of the state
-    entering the last step, the interpolant's x at each model call, the start's noise).
-    times: the model is told these times instead of its timesteps' (a counterfactual)."""
+def run(make, n{{RUN_ARGS}}):
+    """{{RUN_DOC}}"""
     sch = make()
-    sch.set_timesteps(n, **SET_KWARGS)
+    sch.set_timesteps(n{{SET}})
     steps = list(sch.timesteps)
     t0 = time_of(steps[0])
     a0, b0 = coeffs(t0)
-    z = torch.randn(16, len(mu), generator=torch.Generator().manual_seed(0), dtype=DTYPE)
-    x = a0 * torch.as_tensor(mu) + torch.as_tensor(np.sqrt(a0 * a0 * s2 + b0 * b0)) * z
-    if shift:  # a perturbation of size shift * 1e-9 relative (the float64 linearity probe)
+    z = torch.randn(16, 8, generator=torch.Generator().manual_seed(0), dtype=DTYPE)
+    x = a0 * torch.as_tensor({{MU}}) + torch.as_tensor(np.sqrt(a0 * a0 * {{S2}} + b0 * b0)) * z
+''',
+    ("run", "shift"): """    if shift:  # a perturbation of size shift * 1e-9 relative
         d = torch.randn(x.shape, generator=torch.Generator().manual_seed(7), dtype=DTYPE)
         x = x + shift * 1e-9 * float(x.norm() / d.norm()) * d
-    one = torch.ones(1, dtype=DTYPE)
-    state = x / (float(scale(copy.deepcopy(sch), one, steps[0])[0]) / c_in(t0))
-    seen = []
-    for k, timestep in enumerate(steps):
+""",
+    ("run", "state"): """    state = x
+""",
+    ("run", "scaled-state"): """    one = torch.ones(1, dtype=DTYPE)
+    state = x / {{SCALE_DIV}}
+""",
+    ("run", "loop"): """    seen = []
+    for {{LOOP_VAR}} in {{LOOP_OVER}}:
         t_call = time_of(timestep)
-        seen.append((scale(sch, state, timestep) / c_in(t_call)).to(DTYPE))
-        out = model(seen[-1], t_call if times is None else times[k], mu, s2)
-        state = sch.step(out, timestep, state, **STEP_KWARGS).prev_sample
-    c_end = 1.0 / math.hypot(float(sch.sigmas[-1]), 1.0) if STATE == "sigma-scaled" else 1.0
-    if n not in END:  # no measured end time: no exact output (the linearity probe needs none)
-        return state.to(DTYPE) * c_end, None, None, seen, z
-    # the state entering the last step: the last call above the end time (PNDM's last call,
-    # at the end time, does not move the state)
+        seen.append({{MODEL_IN}})
+        out = model(seen[-1], {{CALL_TIME}}{{MS}})
+        state = sch.step(out, timestep, state{{STEP}}).prev_sample
+""",
+    ("run", "loop-output"): """    for timestep in steps:
+        t_call = time_of(timestep)
+        out = model({{MODEL_IN}}, t_call)
+        state = sch.step(out, timestep, state{{STEP}}).prev_sample
+""",
+    (
+        "run",
+        "c_end",
+    ): """    c_end = 1.0 / math.hypot(float(sch.sigmas[-1]), 1.0)  # the state is x / a
+""",
+    ("run", "return-output"): """    return state.to(DTYPE){{C_END}}
+""",
+    (
+        "run",
+        "return",
+    ): """\
+    # the state entering the last step: the last call above the end time (PNDM's last is at it)
     j = max((k for k, ts in enumerate(steps) if time_of(ts) > END[n] + 0.5 / T), default=-1)
-    last = flow(seen[j], time_of(steps[j]), END[n], mu, s2)
-    return state.to(DTYPE) * c_end, flow(x, t0, END[n], mu, s2), last, seen, z
-
+    last = flow(seen[j], time_of(steps[j]), END[n]{{MS}})
+    x, exact = state.to(DTYPE){{C_END}}, flow(x, t0, END[n]{{MS}})
+    return n, rms(x, exact), rms(x, last){{RUN_TAIL}}
+""",
+    ("rms", ""): """
 
 def rms(x, y):
     return float(((x - y) ** 2).sum(-1).mean().sqrt())
-
+""",
+    ("state_times", ""): '''
 
 def state_times(n, make=original):
     """The time each model call's input state is at (read off a point-mass run)."""
     *_, seen, z = run(make, n, 0 * MU, 0 * S2)
     return [time_of_b(float(x.norm() / z.norm())) for x in seen]
-
+''',
+    ("gap", ""): '''
 
 def gap(make, n):
     """The largest distance, in steps of the table, of a model call's time from its state's."""
     sch = make()
-    sch.set_timesteps(n, **SET_KWARGS)
+    sch.set_timesteps(n{{SET}})
     calls = [time_of(t) for t in sch.timesteps]
     return max(T * abs(s - c) for s, c in zip(state_times(n, make), calls, strict=True))
-
+''',
+    ("nonlinearity", ""): '''
 
 def nonlinearity(make, n=PROBE_N):
     """|D(2d) - 2 D(d)| / |2 D(d)| for the outputs' response D to start perturbations d, 2d
     of relative size 1e-9 (a float64 state: ~1e-6; a state rounded to float32: order 1)."""
-    base, one, two = (run(make, n, shift=k)[0] for k in (0.0, 1.0, 2.0))
+    base, one, two = (run(make, n, shift=k) for k in (0.0, 1.0, 2.0))
     den = float((2 * (one - base)).norm())
     return math.inf if den == 0 else float((two - base - 2 * (one - base)).norm()) / den
-
+''',
+    ("table_deviation", ""): '''
 
 def table_deviation(make):
     """The largest relative deviation of the scheduler's alphas_cumprod from float64's."""
     sch = make()
-    sch.set_timesteps(PROBE_N, **SET_KWARGS)
+    sch.set_timesteps(PROBE_N{{SET}})
     ours = torch.as_tensor(np.exp(KNOTS_LOG[1:]))
     return float(((torch.as_tensor(sch.alphas_cumprod).to(DTYPE) - ours).abs() / ours).max())
-
-
-def ladder(make, steps, retime=False):
-    """(N, error against the exact end state, the last step's defect) for each N."""
-    out = []
-    for n in steps:
-        x, exact, last, _, _ = run(make, n, times=state_times(n) if retime else None)
-        out.append((n, rms(x, exact), rms(x, last)))
-    return out
-
+''',
+    ("order", ""): '''
 
 def order(rows):
     """The least-squares slope of log error against log 1/N."""
@@ -220,9 +250,8 @@ def order(rows):
     if keep.sum() < 2:
         return math.nan
     return float(-np.polyfit(np.log(n[keep]), np.log(err[keep]), 1)[0])
-'''
-
-FLOAT64_VIEW = '''
+''',
+    ("Float64View", ""): '''
 
 class _Wide:
     """A module seen with its 32- and 16-bit float names meaning float64."""
@@ -255,10 +284,97 @@ class Float64View:
     def __exit__(self, *exc):
         for space, key, value in reversed(self.saved):
             space[key] = value
-'''
+''',
+    ("time_of_sigma", "sigma-scaled"): '''
+
+def time_of_sigma(s):
+    """The time of a scheduler's own sigma (the state is x / a)."""
+    return time_of_b(s / math.hypot(s, 1.0))
+''',
+    ("time_of_sigma", "ve"): '''
+
+def time_of_sigma(s):
+    """The time of a scheduler's own sigma."""
+    return s / SIGMA_MAX
+''',
+    ("time_of_sigma", "flow"): '''
+
+def time_of_sigma(s):
+    """The time of a scheduler's own sigma."""
+    return {{SIGMA_TIME}}
+''',
+    # exact_steps(): its head, how it finds the state's time and the next (by its sigmas, or
+    # by its timesteps), its test of a step that starts a group, and its exact step
+    ("exact_steps", "head"): '''
+
+def exact_steps(make, which, tag):
+    """The steps which(k, n, t) selects replaced by the exact flow from the state's time t to
+    the next one (the scheduler still sees its model outputs); fixes stack (count: ``tag``)."""
+
+    def make_fixed(**over):
+        sch = make(**over)
+        base = type(sch)
+
+        class ExactSteps(base):
+            def set_timesteps(self, n, *args, **kwargs):
+                base.set_timesteps(self, n, *args, **kwargs)
+                self.__dict__[tag] = [int(n), 0, False]  # N, calls so far, replaced one yet
+
+            def step(self, model_output, timestep, sample, *args, **kwargs):
+{{FIRST}}                out = base.step(self, model_output, timestep, sample, *args, **kwargs)
+                n, k, done = count = self.__dict__[tag]
+                count[1] += 1
+                times, k_sel = list(self.timesteps), k
+''',
+    (
+        "exact_steps",
+        "by-timesteps",
+    ): """{{INDENT}}t_now, rest = time_of(times[k]), [time_of(t) for t in times[k + 1 :]]
+{{INDENT}}at_end = bool(rest) and all(abs(r - END[n]) * T <= 0.5 for r in rest)
+{{INDENT}}t_next = END[n] if not rest or at_end else rest[0]
+{{INDENT}}k_sel = len(times) - 1 if at_end else k
+""",
+    (
+        "exact_steps",
+        "by-sigmas",
+    ): """                sigmas = getattr(self, "sigmas", None)  # a state is at its own sigma
+                if sigmas is not None and len(sigmas) > k + 1:
+                    t_now, t_next = (time_of_sigma(float(s)) for s in sigmas[k : k + 2])
+                else:  # the calls after it at the end time (PNDM's last): the last step
+""",
+    ("exact_steps", "select"): """                orders = getattr(self, "order_list", None)
+                inside = not done and orders is not None and k < len(orders) and orders[k] != 1
+                if not which(k_sel, len(times), t_now){{STARTS}} or inside:
+                    return out
+""",
+    (
+        "exact_steps",
+        "multistage",
+    ): """\
+                starts = first if first is not None else k == 0 or times[k] != times[k - 1]
+""",
+    ("exact_steps", "step"): """                if t_next < t_now:
+                    out.prev_sample = flow(sample.to(DTYPE), t_now, t_next)
+                    count[2] = True
+                return out
+""",
+    ("exact_steps", "scaled-step"): """                if t_next < t_now:  # the state is x / a
+                    c_now, c_next = coeffs(t_now)[0], coeffs(t_next)[0]
+                    out.prev_sample = flow(sample.to(DTYPE) * c_now, t_now, t_next) / c_next
+                    count[2] = True
+                return out
+""",
+    ("exact_steps", "tail"): """
+        sch.__class__ = ExactSteps
+        return sch
+
+    return make_fixed
+""",
+}
 
 #: The counterfactuals, one function each: ``fix_<name>(make) -> make`` (a factory of
-#: schedulers with that one cause removed); ``{{...}}`` filled per script.
+#: schedulers with that one cause removed); ``{{...}}`` filled per script. exact-call-times
+#: has none: the script tells the model its states' times (``retime``).
 FIXES = {
     "float64-tables": '''
 
@@ -356,13 +472,15 @@ def fix_next_grid_time(make):
     "solver-order-final": '''
 
 def fix_solver_order_final(make):
-    """a final step of the solver's own order: {{FLIPS}} in the config."""
+    """a final step of the solver's own order; in the config:
+    {{FLIPS}}"""
     return lambda **over: make(**{**{{FLIPS}}, **over})
 ''',
     "no-clipping": '''
 
 def fix_no_clipping(make):
-    """no clipping of the x0 prediction: {{CLIPS}} in the config."""
+    """no clipping of the x0 prediction; in the config:
+    {{CLIPS}}"""
     return lambda **over: make(**{**{{CLIPS}}, **over})
 ''',
     "exact-quadrature": '''
@@ -424,67 +542,6 @@ def fix_taylor_3m(make):
 
     return make_fixed
 ''',
-    "exact-call-times": '''
-
-def fix_exact_call_times(make):
-    """model outputs at the states' own times: see RETIME (the scheduler is unchanged)."""
-    return make
-''',
-    "exact-steps": '''
-
-def time_of_sigma(s):
-    """The time of a scheduler's own sigma (k-diffusion ports, flow matching, EDM)."""
-    if STATE == "sigma-scaled":
-        return time_of_b(s / math.hypot(s, 1.0))
-    return s / SIGMA_MAX if PATH == "ve" else (1.0 - s if REVERSE else s)
-
-
-def exact_steps(make, which, tag):
-    """The steps which(k, n, t) selects replaced by the exact flow from the state's time t to
-    the next one; the scheduler still sees its model outputs. A state is at its own sigma
-    where the class has sigmas (else at its timestep's time, the last one at END); a
-    two-stage class's second stage and a singlestep solver's sub-steps inside a group are
-    not states and keep their step. Its count is kept under ``tag``: such fixes stack."""
-
-    def make_fixed(**over):
-        sch = make(**over)
-        base = type(sch)
-
-        class ExactSteps(base):
-            def set_timesteps(self, n, *args, **kwargs):
-                base.set_timesteps(self, n, *args, **kwargs)
-                self.__dict__[tag] = [int(n), 0, False]  # N, calls so far, replaced one yet
-
-            def step(self, model_output, timestep, sample, *args, **kwargs):
-                first = getattr(self, "state_in_first_order", None)
-                out = base.step(self, model_output, timestep, sample, *args, **kwargs)
-                n, k, done = count = self.__dict__[tag]
-                count[1] += 1
-                times, sigmas, k_sel = list(self.timesteps), getattr(self, "sigmas", None), k
-                if STATE != "vp" and sigmas is not None and len(sigmas) > k + 1:
-                    t_now, t_next = (time_of_sigma(float(s)) for s in sigmas[k : k + 2])
-                else:  # the calls after it at the end time (PNDM's last): the last step
-                    t_now, rest = time_of(times[k]), [time_of(t) for t in times[k + 1 :]]
-                    at_end = bool(rest) and all(abs(r - END[n]) * T <= 0.5 for r in rest)
-                    t_next = END[n] if not rest or at_end else rest[0]
-                    k_sel = len(times) - 1 if at_end else k
-                starts = first if first is not None else k == 0 or times[k] != times[k - 1]
-                orders = getattr(self, "order_list", None)
-                inside = not done and orders is not None and k < len(orders) and orders[k] != 1
-                if not which(k_sel, len(times), t_now) or (MULTISTAGE and not starts) or inside:
-                    return out
-                if t_next < t_now:
-                    scaled = STATE == "sigma-scaled"  # the state is x / a
-                    c_now, c_next = (coeffs(t)[0] if scaled else 1.0 for t in (t_now, t_next))
-                    out.prev_sample = flow(sample.to(DTYPE) * c_now, t_now, t_next) / c_next
-                    count[2] = True
-                return out
-
-        sch.__class__ = ExactSteps
-        return sch
-
-    return make_fixed
-''',
     "exact-warm-up": '''
 
 def fix_exact_warm_up(make):
@@ -505,99 +562,125 @@ def fix_exact_last_steps(make):
 ''',
 }
 
+#: the ladder's rows, printed: N, error, local order, the last step's defect
+LADDER_ROWS = """    rows = [run(make, n{{RETIME_CALL}}){{SLICE}} for n in steps]
+    print("      N        error   local order   last step's defect")
+    for i, (n, err, last) in enumerate(rows):
+        p = " " * 11
+        if i and err > 0:  # the local order
+            p = f"{math.log(rows[i - 1][1] / err) / math.log(n / rows[i - 1][0]):11.2f}"
+        print(f"  {n:5d}   {err:.3e}   {p}   {last:.3e}")
+"""
+
 #: What each kind of finding prints: ``MEASURES[kind]`` is the body of ``measure(make,
-#: steps, retime)``, which prints its numbers and returns (label, value).
+#: steps[, retime])``, which prints its numbers and returns the value.
 MEASURES = {
     "float32 state": """    value = nonlinearity(make)
     print(f"  the output's response to a 1e-9 change of the start: nonlinear by {value:.2e}")
-    return "nonlinearity", value
+    return value
 """,
     "float32 table": """    value = table_deviation(make)
     print(f"  alphas_cumprod: largest relative deviation from the float64 table {value:.2e}")
-    return "table deviation", value
+    return value
 """,
-    "time gap": """    gaps = [0.0 if retime else gap(make, n) for n in steps]
-    rows = ladder(make, steps, retime)
+    "time gap": """    gaps = [{{GAP}} for n in steps]
+    rows = [run(make, n{{RETIME_CALL}}){{SLICE}} for n in steps]
     print("      N   gap (table steps)   error")
     for g, (n, err, _) in zip(gaps, rows, strict=True):
         print(f"  {n:5d}   {g:17.3f}   {err:.3e}")
-    return "largest time gap (table steps)", max(gaps)
+    return max(gaps)
 """,
-    "floor": """    rows = ladder(make, steps, retime)
-    print_ladder(rows)
+    "floor": LADDER_ROWS
+    + """\
     print(f"  smallest error {min(r[1] for r in rows):.3e}, at the finest N {rows[-1][1]:.3e}")
-    return "error at the finest N", rows[-1][1]
+    return rows[-1][1]
 """,
-    "order": """    rows = ladder(make, steps, retime)
-    print_ladder(rows)
+    "order": LADDER_ROWS
+    + """\
     print(f"  fitted order {order(rows):.2f}, error at the finest N {rows[-1][1]:.3e}")
-    return "fitted order", order(rows)
+    return order(rows)
 """,
-    "final step": """    rows = ladder(make, steps, retime)
-    print_ladder(rows)
+    "final step": LADDER_ROWS
+    + """\
     print(f"  the last step adds {rows[-1][2]:.3e} at the finest N (error {rows[-1][1]:.3e})")
-    return "final step's defect at the finest N", rows[-1][2]
+    return rows[-1][2]
 """,
 }
+#: the label of each kind's RESULT line
+LABELS = {
+    "float32 state": "nonlinearity",
+    "float32 table": "table deviation",
+    "time gap": "largest time gap (table steps)",
+    "floor": "error at the finest N",
+    "order": "fitted order",
+    "final step": "final step's defect at the finest N",
+}
+#: the kinds that run the ladder of N (the others measure at one N)
+LADDER_KINDS = ("time gap", "floor", "order", "final step")
 
-MAIN = '''
+MEASURE = '''
 
-# the counterfactual that removed the finding (empty: none did); RETIME: the model is told
-# the time its input state is at (exact-call-times); TRIED: what odebench tried, and its number
-FIXES = {{FIX_NAMES}}
-RETIME = {{RETIME}}
-TRIED = {{TRIED}}
+def measure(make{{MEASURE_ARGS}}):
+    """Print the defect's numbers; return its value."""
+{{MEASURE}}'''
 
-
-def print_ladder(rows):
-    print("      N        error   local order   last step's defect")
-    prev = None
-    for n, err, last in rows:
-        p = " " * 11
-        if prev and err > 0:
-            p = f"{math.log(prev[1] / err) / math.log(n / prev[0]):11.2f}"
-        print(f"  {n:5d}   {err:.3e}   {p}   {last:.3e}")
-        prev = (n, err)
-
-
-def measure(make, steps, retime=False):
-    """Print the defect's numbers; return (label, value)."""
-{{MEASURE}}
+#: main(): its head (the ladder's N where the kind has one), then the fix or what was tried
+MAIN = {
+    "ladder": """
 
 def main(argv):
     steps = [int(s) for s in argv[1].split(",")] if len(argv) > 1 else LADDER
     if not set(steps) <= set(END):
         raise SystemExit(f"N must be among odebench's ladder {sorted(END)}")
-    print(f"diffusers {diffusers.__version__}, {CLASS.__name__}, {CONFIG}")
-    print("as diffusers runs it:")
-    label, before = measure(original, steps)
-    if not FIXES:
-        print("no counterfactual removes it; odebench tried: " + " ".join(TRIED.split()))
-        print(f"RESULT {label}: {before:.3e}")
-        return
-    make = original
-    for fix in FIXES:
-        make = fix(make)
-    print("with the counterfactual (" + ", ".join(f.__name__[4:] for f in FIXES) + "):")
-    _, after = measure(make, steps, RETIME)
-    print(f"RESULT {label}: {before:.3e} -> {after:.3e}")
+""",
+    "one": """
 
+def main(argv):
+""",
+    "before": """    print(f"diffusers {diffusers.__version__}, {CLASS.__name__}, {CONFIG}")
+    print("as diffusers runs it:")
+    before = measure(original{{STEPS}})
+""",
+    "fixed": """    print("with the counterfactual ({{FIX_LIST}}):")
+    after = measure({{MAKE}}{{STEPS}}{{RETIME_TRUE}})
+    print(f"RESULT {{LABEL}}: {before:.3e} -> {after:.3e}")
+""",
+    "tried": """\
+    print("no counterfactual removes it; odebench tried: " + " ".join(TRIED.split()))
+    print(f"RESULT {{LABEL}}: {before:.3e}")
+""",
+    "tail": """
 
 if __name__ == "__main__":
     main(sys.argv)
-'''
+""",
+}
 
 
-def fill(text: str, values: dict[str, str]) -> str:
+def fill(text: str, values: dict[str, str], strict: bool = True) -> str:
     """``text`` with each ``{{NAME}}`` replaced by ``values[NAME]`` (KeyError if one is
-    missing)."""
+    missing, unless not ``strict``: the others are left for a later fill)."""
     out = text
     for key, value in values.items():
         out = out.replace("{{" + key + "}}", value)
-    if "{{" in out:
+    if strict and "{{" in out:
         start = out.index("{{")
         raise KeyError(f"unfilled placeholder {out[start : out.index('}}', start) + 2]}")
     return out
 
 
-__all__ = ["COMMON", "FIXES", "FLOAT64_VIEW", "HEAD", "MAIN", "MEASURES", "fill"]
+__all__ = [
+    "DATA",
+    "FIXES",
+    "HEAD",
+    "LABELS",
+    "LADDER_KINDS",
+    "LADDER_ROWS",
+    "MAIN",
+    "MEASURE",
+    "MEASURES",
+    "SNIPPETS",
+    "USAGE",
+    "VP_TABLE",
+    "fill",
+]

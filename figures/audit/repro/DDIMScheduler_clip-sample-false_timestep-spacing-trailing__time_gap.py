@@ -1,9 +1,7 @@
 """DDIMScheduler {"clip_sample": false, "timestep_spacing": "trailing"}: time gap (gap (steps))
 
-Written by odebench's audit (odebench audit --repro): a stand-alone reproduction that uses
-only torch, numpy, the standard library and diffusers.
-
-diffusers:  0.42.1 (the version odebench audited; this one: printed when it runs)
+odebench's audit wrote this stand-alone reproduction (it imports torch, numpy, diffusers).
+diffusers:  0.42.1 (the version audited; the one running it is printed)
 scheduler:  DDIMScheduler, config {"clip_sample": false, "timestep_spacing": "trailing"} on
             the table ddpm-linear-1000
 finding:    time gap: model called at t=0.2510 on a state at t=0.3292 (78.2 steps of the
@@ -11,20 +9,11 @@ finding:    time gap: model called at t=0.2510 on a state at t=0.3292 (78.2 step
 odebench:   gap (steps) 78.18 -> 0.0e+00 with steps to the grid's next time: the
             previous-timestep rule
 cause:      the previous-timestep rule
-
-The problem has a closed form: data N(mu, diag(s2)) of rank 3 in 8-d, exact model outputs
-(no network) and the probability-flow ODE a linear map per coordinate, so the exact end
-state is known without an ODE solver. The scheduler runs as a diffusers pipeline runs it
-(set_timesteps, scale_model_input, model, step) on float64 latents, so any rounding is the
-scheduler's own, from a sample of the marginal at its first timestep; each run ends at the
-time odebench measured for it (END).
-Then it applies the counterfactual that removed the finding in odebench (steps to the grid's
-next time), written inline as a subclass, and prints the numbers again.
-
-    python <this file> [N1,N2,...]      (default: odebench's ladder; N among END's)
+fix:        steps to the grid's next time (odebench's counterfactual, inline)
+Exact model outputs of data N(mu, diag(s2)); float64 latents; exact end states.
+Usage: python <this file> [N1,N2,...]  (N among LADDER's; default: all)
 """
 
-import copy
 import math
 import sys
 import warnings
@@ -36,112 +25,47 @@ import torch
 torch.set_num_threads(1)
 CLASS = diffusers.DDIMScheduler
 CONFIG = {
-    "num_train_timesteps": 1000,
-    "beta_schedule": "linear",
-    "beta_start": 0.0001,
-    "beta_end": 0.02,
-    "prediction_type": "epsilon",
-    "clip_sample": False,
+    "num_train_timesteps": 1000, "beta_schedule": "linear", "beta_start": 0.0001,
+    "beta_end": 0.02, "prediction_type": "epsilon", "clip_sample": False,
     "timestep_spacing": "trailing",
 }
-# set_timesteps(N, **SET_KWARGS), step(..., **STEP_KWARGS)
-SET_KWARGS = {}
-STEP_KWARGS = {}
-PATH = "vp"  # "vp": x = a x0 + b z, a^2 = alpha_bar; "flow": a = 1 - t, b = t; "ve": b = sigma
-REVERSE = False  # invert_sigmas: the scheduler's sigma is 1 - t
-OUTPUT = "eps"  # the model's output: eps, x0, v, velocity or edm (Karras' F)
-SIGN = 1.0  # EDM's v_prediction flips the sign of c_out
-STATE = "vp"  # "sigma-scaled": the state is x / a (the k-diffusion ports); else x
-T = 1000  # num_train_timesteps; odebench's time of a VP timestep i is t = (i + 1) / T
-SIGMA_MAX, SIGMA_DATA = 80.0, 0.5
+T = 1000  # num_train_timesteps
 BETAS = np.linspace(1e-4, 0.02, 1000)
-# per N: the time t the output is at (odebench's point-mass probe)
-END = {
-    10: 0.0,
-    20: 0.0,
-    25: 0.0,
-    30: 0.0,
-    40: 0.0,
-    50: 0.0,
-    60: 0.0012081161231714062,
-    70: 0.0,
-    100: 0.0,
-    125: 0.0,
-    150: 0.0018034437785767279,
-    200: 0.0,
-    250: 0.0,
-    300: 0.0,
-    500: 0.0,
-    700: 0.0,
-}
-MULTISTAGE = False  # some model calls repeat a timestep (the stages of one step)
-LADDER = [
-    10,
-    20,
-    25,
-    30,
-    40,
-    50,
-    60,
-    70,
-    100,
-    125,
-    150,
-    200,
-    250,
-    300,
-    500,
-    700,
-]
-PROBE_N = 50
+KNOTS_T = np.arange(T + 1) / T
+KNOTS_LOG = np.concatenate([[0.0], np.cumsum(np.log1p(-BETAS))])  # log alpha_bar at KNOTS_T
 MU = np.linspace(-0.6, 0.6, 8)
 S2 = np.array([1.0, 0.5, 0.25, 0.0, 0.0, 0.0, 0.0, 0.0])
 DTYPE = torch.float64
-KNOTS_T = np.arange(T + 1) / T
-KNOTS_LOG = np.concatenate([[0.0], np.cumsum(np.log1p(-BETAS))])  # log alpha_bar at KNOTS_T
+# odebench's ladder of N, and per N the time t its output is at (point-mass probe)
+LADDER = [10, 20, 25, 30, 40, 50, 60, 70, 100, 125, 150, 200, 250, 300, 500, 700]
+END = {
+    10: 0.0, 20: 0.0, 25: 0.0, 30: 0.0, 40: 0.0, 50: 0.0, 60: 0.0012081161231714062, 70: 0.0,
+    100: 0.0, 125: 0.0, 150: 0.0018034437785767279, 200: 0.0, 250: 0.0, 300: 0.0, 500: 0.0,
+    700: 0.0,
+}
 
 
 def coeffs(t):
-    """(a, b) with x = a x0 + b z at time t (VP: log alpha_bar linear between the knots)."""
-    if PATH == "vp":
-        abar = math.exp(float(np.interp(t, KNOTS_T, KNOTS_LOG)))
-        return math.sqrt(abar), math.sqrt(max(1.0 - abar, 0.0))
-    return (1.0, SIGMA_MAX * t) if PATH == "ve" else (1.0 - t, t)
+    """(a, b) with x = a x0 + b z at time t (log alpha_bar linear between the knots)."""
+    abar = math.exp(float(np.interp(t, KNOTS_T, KNOTS_LOG)))
+    return math.sqrt(abar), math.sqrt(max(1.0 - abar, 0.0))
 
 
 def time_of(timestep):
     """The time t the model is told by a scheduler timestep."""
-    ts = float(timestep)
-    if PATH == "vp":
-        return (ts + 1.0) / T
-    t = math.exp(4.0 * ts) / SIGMA_MAX if PATH == "ve" else (1 - ts / T if REVERSE else ts / T)
-    return min(t, 1.0) if t < 1.0 + 1e-5 else t
+    return (float(timestep) + 1.0) / T
 
 
 def time_of_b(b):
     """The time at which the noise coefficient is b."""
-    if PATH == "vp":
-        return float(np.interp(math.log(max(1.0 - b * b, 1e-300)), KNOTS_LOG[::-1], KNOTS_T[::-1]))
-    return b / SIGMA_MAX if PATH == "ve" else b
-
-
-def c_in(t):
-    """Network input = c_in * x (EDM's preconditioning; 1 otherwise)."""
-    return 1.0 / math.hypot(SIGMA_MAX * t, SIGMA_DATA) if OUTPUT == "edm" else 1.0
+    return float(np.interp(math.log(max(1.0 - b * b, 1e-300)), KNOTS_LOG[::-1], KNOTS_T[::-1]))
 
 
 def model(x, t, mu=MU, s2=S2):
-    """The exact model output at time t for data N(mu, diag(s2)); x the interpolant's x."""
+    """The exact model output (eps) at time t for data N(mu, diag(s2))."""
     a, b = coeffs(t)
     mean, var = torch.as_tensor(a * mu), torch.as_tensor(a * a * s2 + b * b)
-    x0 = torch.as_tensor(mu) + a * torch.as_tensor(s2) * (x - mean) / var
-    z = b * (x - mean) / var
-    if OUTPUT == "edm":  # x0 = c_skip x + c_out F
-        sd = SIGMA_DATA
-        c_skip, c_out = sd * sd / (b * b + sd * sd), SIGN * b * sd / math.hypot(b, sd)
-        return (x0 - c_skip * x) / c_out
-    velocity = -(z - x0) if REVERSE else z - x0
-    return {"eps": z, "x0": x0, "v": a * z - b * x0, "velocity": velocity}[OUTPUT]
+    return b * (x - mean) / var
 
 
 def flow(x, s, t, mu=MU, s2=S2):
@@ -158,45 +82,32 @@ def original(**over):
         return CLASS.from_config({**CONFIG, **over})
 
 
-def scale(sch, x, timestep):
-    f = getattr(sch, "scale_model_input", None)
-    return x if f is None else f(x, timestep)
+def rms(x, y):
+    return float(((x - y) ** 2).sum(-1).mean().sqrt())
 
 
-def run(make, n, mu=MU, s2=S2, times=None, shift=0.0):
-    """The pipeline loop for n steps: (output, exact output, the exact flow of the state
-    entering the last step, the interpolant's x at each model call, the start's noise).
-    times: the model is told these times instead of its timesteps' (a counterfactual)."""
+def run(make, n, mu=MU, s2=S2):
+    """The pipeline loop for n steps: (n, error against the exact end state, the last
+    step's defect, the model's inputs, the start's noise)."""
     sch = make()
-    sch.set_timesteps(n, **SET_KWARGS)
+    sch.set_timesteps(n)
     steps = list(sch.timesteps)
     t0 = time_of(steps[0])
     a0, b0 = coeffs(t0)
-    z = torch.randn(16, len(mu), generator=torch.Generator().manual_seed(0), dtype=DTYPE)
+    z = torch.randn(16, 8, generator=torch.Generator().manual_seed(0), dtype=DTYPE)
     x = a0 * torch.as_tensor(mu) + torch.as_tensor(np.sqrt(a0 * a0 * s2 + b0 * b0)) * z
-    if shift:  # a perturbation of size shift * 1e-9 relative (the float64 linearity probe)
-        d = torch.randn(x.shape, generator=torch.Generator().manual_seed(7), dtype=DTYPE)
-        x = x + shift * 1e-9 * float(x.norm() / d.norm()) * d
-    one = torch.ones(1, dtype=DTYPE)
-    state = x / (float(scale(copy.deepcopy(sch), one, steps[0])[0]) / c_in(t0))
+    state = x
     seen = []
-    for k, timestep in enumerate(steps):
+    for timestep in steps:
         t_call = time_of(timestep)
-        seen.append((scale(sch, state, timestep) / c_in(t_call)).to(DTYPE))
-        out = model(seen[-1], t_call if times is None else times[k], mu, s2)
-        state = sch.step(out, timestep, state, **STEP_KWARGS).prev_sample
-    c_end = 1.0 / math.hypot(float(sch.sigmas[-1]), 1.0) if STATE == "sigma-scaled" else 1.0
-    if n not in END:  # no measured end time: no exact output (the linearity probe needs none)
-        return state.to(DTYPE) * c_end, None, None, seen, z
-    # the state entering the last step: the last call above the end time (PNDM's last call,
-    # at the end time, does not move the state)
+        seen.append((sch.scale_model_input(state, timestep)).to(DTYPE))
+        out = model(seen[-1], t_call, mu, s2)
+        state = sch.step(out, timestep, state).prev_sample
+    # the state entering the last step: the last call above the end time (PNDM's last is at it)
     j = max((k for k, ts in enumerate(steps) if time_of(ts) > END[n] + 0.5 / T), default=-1)
     last = flow(seen[j], time_of(steps[j]), END[n], mu, s2)
-    return state.to(DTYPE) * c_end, flow(x, t0, END[n], mu, s2), last, seen, z
-
-
-def rms(x, y):
-    return float(((x - y) ** 2).sum(-1).mean().sqrt())
+    x, exact = state.to(DTYPE), flow(x, t0, END[n], mu, s2)
+    return n, rms(x, exact), rms(x, last), seen, z
 
 
 def state_times(n, make=original):
@@ -208,43 +119,9 @@ def state_times(n, make=original):
 def gap(make, n):
     """The largest distance, in steps of the table, of a model call's time from its state's."""
     sch = make()
-    sch.set_timesteps(n, **SET_KWARGS)
+    sch.set_timesteps(n)
     calls = [time_of(t) for t in sch.timesteps]
     return max(T * abs(s - c) for s, c in zip(state_times(n, make), calls, strict=True))
-
-
-def nonlinearity(make, n=PROBE_N):
-    """|D(2d) - 2 D(d)| / |2 D(d)| for the outputs' response D to start perturbations d, 2d
-    of relative size 1e-9 (a float64 state: ~1e-6; a state rounded to float32: order 1)."""
-    base, one, two = (run(make, n, shift=k)[0] for k in (0.0, 1.0, 2.0))
-    den = float((2 * (one - base)).norm())
-    return math.inf if den == 0 else float((two - base - 2 * (one - base)).norm()) / den
-
-
-def table_deviation(make):
-    """The largest relative deviation of the scheduler's alphas_cumprod from float64's."""
-    sch = make()
-    sch.set_timesteps(PROBE_N, **SET_KWARGS)
-    ours = torch.as_tensor(np.exp(KNOTS_LOG[1:]))
-    return float(((torch.as_tensor(sch.alphas_cumprod).to(DTYPE) - ours).abs() / ours).max())
-
-
-def ladder(make, steps, retime=False):
-    """(N, error against the exact end state, the last step's defect) for each N."""
-    out = []
-    for n in steps:
-        x, exact, last, _, _ = run(make, n, times=state_times(n) if retime else None)
-        out.append((n, rms(x, exact), rms(x, last)))
-    return out
-
-
-def order(rows):
-    """The least-squares slope of log error against log 1/N."""
-    n, err = np.array([r[0] for r in rows], float), np.array([r[1] for r in rows])
-    keep = err > 0
-    if keep.sum() < 2:
-        return math.nan
-    return float(-np.polyfit(np.log(n[keep]), np.log(err[keep]), 1)[0])
 
 
 def fix_next_grid_time(make):
@@ -275,33 +152,14 @@ def fix_next_grid_time(make):
     return make_fixed
 
 
-# the counterfactual that removed the finding (empty: none did); RETIME: the model is told
-# the time its input state is at (exact-call-times); TRIED: what odebench tried, and its number
-FIXES = [fix_next_grid_time]
-RETIME = False
-TRIED = """float64-tables 78; float64-state 78; next-grid-time 0; exact-call-times 1.6e+02;
-exact-final-step 78; exact-last-steps 78"""
-
-
-def print_ladder(rows):
-    print("      N        error   local order   last step's defect")
-    prev = None
-    for n, err, last in rows:
-        p = " " * 11
-        if prev and err > 0:
-            p = f"{math.log(prev[1] / err) / math.log(n / prev[0]):11.2f}"
-        print(f"  {n:5d}   {err:.3e}   {p}   {last:.3e}")
-        prev = (n, err)
-
-
-def measure(make, steps, retime=False):
-    """Print the defect's numbers; return (label, value)."""
-    gaps = [0.0 if retime else gap(make, n) for n in steps]
-    rows = ladder(make, steps, retime)
+def measure(make, steps):
+    """Print the defect's numbers; return its value."""
+    gaps = [gap(make, n) for n in steps]
+    rows = [run(make, n)[:3] for n in steps]
     print("      N   gap (table steps)   error")
     for g, (n, err, _) in zip(gaps, rows, strict=True):
         print(f"  {n:5d}   {g:17.3f}   {err:.3e}")
-    return "largest time gap (table steps)", max(gaps)
+    return max(gaps)
 
 
 def main(argv):
@@ -310,17 +168,10 @@ def main(argv):
         raise SystemExit(f"N must be among odebench's ladder {sorted(END)}")
     print(f"diffusers {diffusers.__version__}, {CLASS.__name__}, {CONFIG}")
     print("as diffusers runs it:")
-    label, before = measure(original, steps)
-    if not FIXES:
-        print("no counterfactual removes it; odebench tried: " + " ".join(TRIED.split()))
-        print(f"RESULT {label}: {before:.3e}")
-        return
-    make = original
-    for fix in FIXES:
-        make = fix(make)
-    print("with the counterfactual (" + ", ".join(f.__name__[4:] for f in FIXES) + "):")
-    _, after = measure(make, steps, RETIME)
-    print(f"RESULT {label}: {before:.3e} -> {after:.3e}")
+    before = measure(original, steps)
+    print("with the counterfactual (next_grid_time):")
+    after = measure(fix_next_grid_time(original), steps)
+    print(f"RESULT largest time gap (table steps): {before:.3e} -> {after:.3e}")
 
 
 if __name__ == "__main__":
