@@ -159,7 +159,7 @@ def test_inverses_reach_the_clean_data_end(name):
 def test_one_time_inverts_to_the_same_bits_as_the_tensor_bisection(betas, interpolation):
     """The float path of a discrete table's inverse (one time: an adaptive solve's every
     evaluation) gives the tensor bisection's root to the last bit, ends included, and its
-    float log abar is the tensor one's."""
+    float log abar (which one time, a 0-d tensor, also takes) is the tensor one's."""
     from odebench.schedules.base import bisect_decreasing
     from odebench.schedules.discrete import DiscreteSchedule
 
@@ -172,6 +172,8 @@ def test_one_time_inverts_to_the_same_bits_as_the_tensor_bisection(betas, interp
     log_abar = sched._log_alpha_bar(t)
     floats = torch.tensor([sched._log_alpha_bar_float(v) for v in t.tolist()], dtype=D)
     assert torch.equal(floats, log_abar)
+    one_at_a_time = torch.stack([sched._log_alpha_bar(v) for v in t])  # 0-d: the float path
+    assert torch.equal(one_at_a_time, log_abar)
     targets = torch.cat([log_abar, torch.tensor([1.0, -1e3], dtype=D)])  # beyond both ends
     for target in targets:
         tensor_root = bisect_decreasing(sched._log_alpha_bar, target, sched.t_lo, sched.t_hi)

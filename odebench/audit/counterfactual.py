@@ -274,6 +274,7 @@ def _exact_steps(sch, context, which: Callable[[int, int, float], bool], tag: st
     from the state's time t_k to the next call's time (the measured end time after the last
     call); the scheduler still sees its model outputs."""
     iface = context.setup.iface
+    calls: list = [None, []]  # (the timesteps list, their times)
 
     def replace(self, times, k, n, out, sample):
         sigmas = getattr(self, "sigmas", None)
@@ -288,8 +289,10 @@ def _exact_steps(sch, context, which: Callable[[int, int, float], bool], tag: st
             # fixed last step to sigma = 0 or shift_terminal included)
             t_now, t_next = (_t_of_sigma(iface, float(v)) for v in (sigmas[k], sigmas[k + 1]))
         else:
-            t_now, end = iface.time(times[k]), context.ends.get(n, math.nan)
-            rest = [iface.time(t) for t in times[k + 1 :]]
+            if calls[0] is not times:  # the call times of this set_timesteps, once
+                calls[:] = [times, [iface.time(t) for t in times]]
+            t_now, end = calls[1][k], context.ends.get(n, math.nan)
+            rest = calls[1][k + 1 :]
             # the calls after it sit at the end time (PNDM's last call, from t = 0.001 to
             # t = 0.001 with set_alpha_to_one false, does not move): this is the last step
             at_end = bool(rest) and all(abs(r - end) * context.setup.T <= 0.5 for r in rest)
@@ -381,13 +384,29 @@ def _no_clipping(sch, context):
 DDIM_RULE = "num_train_timesteps // self.num_inference_steps"
 
 
+def _grid(sch, convert: Callable) -> tuple[list, dict]:
+    """``sch.timesteps`` converted by ``convert``, and the first index of each value; kept
+    until set_timesteps makes a new timesteps tensor (a step looks its timestep up in O(1))."""
+    cached = sch.__dict__.get("_cf_grid", {}).get(convert)
+    if cached is None or cached[0] is not sch.timesteps:
+        times = [convert(t) for t in sch.timesteps]
+        first: dict = {}
+        for k, value in enumerate(times):
+            first.setdefault(value, k)
+        cached = (sch.timesteps, times, first)
+        sch.__dict__.setdefault("_cf_grid", {})[convert] = cached
+    return cached[1], cached[2]
+
+
 def _next_grid_time(sch, context):
     base = type(sch)
     if callable(getattr(base, "previous_timestep", None)):
 
         def previous_timestep(self, timestep):
-            times = [float(t) for t in self.timesteps]
-            k = min(range(len(times)), key=lambda j: abs(times[j] - float(timestep)))
+            times, first = _grid(self, float)
+            k = first.get(float(timestep))
+            if k is None:
+                k = min(range(len(times)), key=lambda j: abs(times[j] - float(timestep)))
             if k + 1 >= len(times):
                 return base.previous_timestep(self, timestep)
             if isinstance(timestep, torch.Tensor):
@@ -403,8 +422,8 @@ def _next_grid_time(sch, context):
         return None
 
     def step(self, model_output, timestep, *args, **kwargs):
-        times = [int(t) for t in self.timesteps]
-        k = times.index(int(timestep)) if int(timestep) in times else -1
+        times, first = _grid(self, int)
+        k = first.get(int(timestep), -1)
         if k < 0 or k + 1 >= len(times):
             return base.step(self, model_output, timestep, *args, **kwargs)
         gap = times[k] - times[k + 1]

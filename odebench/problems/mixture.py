@@ -74,12 +74,17 @@ class GaussianMixture(Problem):
         self.classes = torch.arange(K)
 
     # -- the per-time core ------------------------------------------------------------------
-    def _terms(self, x: torch.Tensor, t: torch.Tensor):
-        """Rotated offsets z (B,K,d), eigenvalues c (K,d) of C_k(t), log N_k(x) (B,K)."""
+    def _offsets(self, x: torch.Tensor, t: torch.Tensor):
+        """Rotated offsets z (B,K,d) and eigenvalues c (K,d) of C_k(t)."""
         alpha, abar, var_noise = self.schedule.signal_and_noise(t)
         c = abar * self.evals + var_noise
         diff = x[:, None, :] - alpha * self.means[None]
         z = diff if self.evecs is None else torch.einsum("bkd,kde->bke", diff, self.evecs)
+        return z, c
+
+    def _terms(self, x: torch.Tensor, t: torch.Tensor):
+        """Rotated offsets z (B,K,d), eigenvalues c (K,d) of C_k(t), log N_k(x) (B,K)."""
+        z, c = self._offsets(x, t)
         maha = (z * z / c).sum(-1)
         log_norm = -0.5 * (maha + torch.log(c).sum(-1) + self.dim * math.log(2.0 * math.pi))
         return z, c, log_norm
@@ -89,13 +94,16 @@ class GaussianMixture(Problem):
         return torch.logsumexp(self.log_weights + log_norm, dim=-1)
 
     def _eps_at(self, x, t):
+        if self.K == 1:  # one Gaussian: the posterior is 1 (softmax of one term, exactly)
+            return self._eps_from(*self._offsets(x, t), None, t)
         z, c, log_norm = self._terms(x, t)
         post = torch.softmax(self.log_weights + log_norm, dim=-1)  # (B, K)
         return self._eps_from(z, c, post, t)
 
     def _eps_from(self, z, c, post, t):
-        """eps = sigma sum_k post_k C_k^{-1} (x - alpha mu_k): linear in the weights ``post``."""
-        w = post[..., None] * z / c  # C_k^{-1} (x - alpha mu_k), rotated
+        """eps = sigma sum_k post_k C_k^{-1} (x - alpha mu_k): linear in the weights ``post``
+        (None: one component, weight 1; 1 * z is z, so the bits are the same)."""
+        w = (z if post is None else post[..., None] * z) / c  # C_k^{-1} (x - alpha mu_k), rotated
         if self.evecs is not None:
             w = torch.einsum("bke,kde->bkd", w, self.evecs)
         return self.schedule.sigma(t) * w.sum(1)

@@ -76,6 +76,8 @@ class DiscreteSchedule(VPSchedule):
         return j, t - self.knots_t[j]
 
     def _log_alpha_bar(self, t):
+        if t.ndim == 0 and not t.requires_grad:  # one time: the float path, the same bits
+            return torch.full_like(t, self._log_alpha_bar_float(float(t)))
         j, dt = self._locate(t)
         if self.interpolation == "linear":
             slope = (self.knots_log_alpha_bar[j + 1] - self.knots_log_alpha_bar[j]) * self.T
