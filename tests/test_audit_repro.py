@@ -225,3 +225,16 @@ def test_the_audit_study_writes_the_same_scripts_from_its_rows(ddim_trailing, tm
     assert names == sorted(p.name for p in ddim_trailing.glob("*.py"))
     for name in names:
         assert (repro / name).read_text() == (ddim_trailing / name).read_text(), name
+
+
+def test_an_exact_call_times_script_tells_the_model_its_states_times():
+    report = _hand_report(
+        "DPMSolverMultistepScheduler",
+        {},
+        "error floor 1.0e-03 at the finest N",
+        ["exact-call-times", "exact-final-step"],
+        {20: 0.0, 40: 0.0},
+    )
+    (floor,) = scripts(report, version="test")
+    assert "no inline version" not in floor.text and "def state_times" in floor.text
+    assert "measure(fix_exact_final_step(original), steps, retime=True)" in floor.text

@@ -100,7 +100,7 @@ def _off(prep, keys: tuple[str, ...]) -> dict[str, bool]:
 
 
 def _inline(name: str) -> bool:
-    return name in tpl.FIXES or name == "next-grid-time"
+    return name in tpl.FIXES or name in ("next-grid-time", "exact-call-times")
 
 
 def _numbers(cause: Cause) -> str:
