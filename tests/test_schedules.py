@@ -194,3 +194,30 @@ def test_a_time_outside_the_schedule_is_refused_alone_or_in_a_batch(bad, shape):
     with pytest.raises(ValueError, match="times must"):
         sched.alpha(t)
     assert torch.isfinite(sched.alpha(torch.full(shape, 1.0 + 1e-13, dtype=D))).all()
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: ob.schedules.continuous.LinearVP(),
+        lambda: ob.schedules.continuous.LinearVP(0.3, 7.0),
+        lambda: ob.schedules.continuous.ScaledLinearVP(),
+    ],
+    ids=["linear", "linear-0.3-7", "scaled-linear"],
+)
+def test_one_time_in_floats_gives_the_batched_bits(make):
+    """A 0-d time takes the Python-float path of a closed-form schedule: log abar and beta
+    must equal the batched tensor evaluation to the last bit (a different operation or
+    order, e.g. Python's ``**`` for ``t * t``, breaks it)."""
+    sched = make()
+    gen = torch.Generator().manual_seed(5)
+    # 20000 times: Python's t**2 differs from t * t in about 1 in 1300
+    t = torch.cat([torch.rand(20000, generator=gen, dtype=D), torch.tensor([0.0, 1e-12, 1.0])])
+    for name in ("_log_alpha_bar", "_beta"):
+        batched = getattr(sched, name)(t)
+        one_at_a_time = torch.stack([getattr(sched, name)(v) for v in t])
+        assert torch.equal(one_at_a_time, batched), name
+    # a time that needs its gradient keeps the tensor path
+    tg = torch.tensor(0.3, dtype=D, requires_grad=True)
+    sched._log_alpha_bar(tg).backward()
+    assert float(tg.grad) == pytest.approx(-float(sched._beta(torch.tensor(0.3, dtype=D))))

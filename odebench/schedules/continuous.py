@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from .vp import VPSchedule
+from .vp import VPSchedule, one_time_in_floats
 
 
 class LinearVP(VPSchedule):
@@ -23,9 +23,11 @@ class LinearVP(VPSchedule):
         self.beta_min, self.beta_max, self.name = float(beta_min), float(beta_max), name
         self.description = f"VP linear beta {beta_min:g}..{beta_max:g} (Song et al. 2021)"
 
+    @one_time_in_floats
     def _log_alpha_bar(self, t):
-        return -(self.beta_min * t + 0.5 * (self.beta_max - self.beta_min) * t**2)
+        return -(self.beta_min * t + 0.5 * (self.beta_max - self.beta_min) * (t * t))
 
+    @one_time_in_floats
     def _beta(self, t):
         return self.beta_min + (self.beta_max - self.beta_min) * t
 
@@ -60,6 +62,7 @@ class ScaledLinearVP(VPSchedule):
         )
         self.description = f"Stable Diffusion scaled-linear {beta_start:g}..{beta_end:g}, T={T}"
 
+    @one_time_in_floats
     def _log_alpha_bar(self, t):
         r0, c = self.r0, self.c
         # -T * integral_0^t (r0 + c s)^2 ds, written without cancellation for small t.

@@ -8,14 +8,31 @@ computed from those two in a way that keeps full float64 accuracy near t = 0, wh
 
 from __future__ import annotations
 
+import functools
 import math
 from abc import abstractmethod
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 
 from .._tensor import as_time, check_times_in
 from .base import Schedule, ScheduleScalars, bisect_decreasing
+
+
+def one_time_in_floats(formula: Callable) -> Callable:
+    """For a schedule formula of + - * / only (no library function, no ``**``): one time, a
+    0-d tensor (an adaptive solve's or a solver step's every evaluation), is evaluated in
+    Python floats: the same IEEE operations in the same order, so the same bits, without the
+    tensor overhead (tests/test_schedules.py compares the two)."""
+
+    @functools.wraps(formula)
+    def evaluate(self, t):
+        if isinstance(t, torch.Tensor) and t.ndim == 0 and not t.requires_grad:
+            return torch.full_like(t, formula(self, float(t)))
+        return formula(self, t)
+
+    return evaluate
 
 
 class VPSchedule(Schedule):
