@@ -15,9 +15,11 @@ names another (the ladder axes keep their lists), and the study's options. One t
 from __future__ import annotations
 
 import argparse
+import csv
 import hashlib
 import json
 import math
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -50,10 +52,20 @@ def fingerprint(rows: list[dict[str, Any]]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def commit(root: Path) -> str:
+    """The git commit of the odebench at ``root`` ("+changes" when its package differs)."""
+    run = lambda *cmd: subprocess.run(  # noqa: E731
+        ["git", "-C", str(root), *cmd], capture_output=True, text=True
+    ).stdout.strip()
+    head = run("rev-parse", "--short", "HEAD") or str(root)
+    return head + ("+changes" if run("status", "--porcelain", "--", "odebench") else "")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("study", type=Path)
     parser.add_argument("axes", nargs="*", help="axis=value naming the cell")
+    parser.add_argument("--csv", type=Path, help="append a row (code, study, cell, ...) here")
     args = parser.parse_args(argv)
     chosen = dict(a.split("=", 1) for a in args.axes if "=" in a)
     if len(chosen) != len(args.axes):
@@ -65,10 +77,22 @@ def main(argv: list[str] | None = None) -> int:
     start = time.process_time()
     rows = get(config["kind"]).run_cell(config)
     seconds = time.process_time() - start
+    import odebench
+
+    code = commit(Path(odebench.__file__).resolve().parents[1])
+    line = [code, args.study.stem, " ".join(args.axes), f"{seconds:.1f}", len(rows)]
+    line.append(fingerprint(rows))
     print(
-        f"{args.study.stem} {' '.join(args.axes)}: {seconds:.1f} CPU s, {len(rows)} rows, "
-        f"fingerprint {fingerprint(rows)}"
+        f"{code}: {args.study.stem} {' '.join(args.axes)}: {seconds:.1f} CPU s, "
+        f"{len(rows)} rows, fingerprint {line[-1]}"
     )
+    if args.csv is not None:
+        new = not args.csv.exists()
+        with args.csv.open("a", newline="") as f:
+            writer = csv.writer(f, lineterminator="\n")
+            if new:
+                writer.writerow(["code", "study", "cell", "cpu_seconds", "rows", "fingerprint"])
+            writer.writerow(line)
     return 0
 
 
