@@ -17,10 +17,12 @@ FOLDERS = ["figures/audit/repro", "figures/audit_flow/repro"]
 KNOWN = {
     # card: 2.2e-3 -> 9.3e-6 with the steps below t = 0.1 exact; the script: 1.17e-3 ->
     # 1.18e-3. Its calls are ~0.9 table steps off their states' times (its time-gap
-    # finding). Timing the last state and the output by a point-mass run, as odebench does,
-    # gives 2.3e-3 -> 8.6e-3; odebench's rerun takes as the state entering the last step
-    # one at t = 0.0014 (0.00037 without the probe), from which every step is exact, so its
-    # 9.3e-6 may compare the exact flow with itself: an open question (issue 18)
+    # finding). Under the probe odebench's point-mass run puts the states at the
+    # scheduler's own sigmas (N = 700: ..., 0.002842, 0.001421; without it the gaps drift
+    # them to ..., 0.002474, 0.000368), so its last step is the exact flow from 0.001421 to
+    # 0 and its 9.3e-6 measures that flow against itself: by construction a localisation
+    # ("the error is made in the last steps"), which the script, timing the state by its
+    # call (t = 0.001), cannot show
     "DPMSolverMultistepScheduler_prediction-type-flow-prediction_use-flow-sigmas-true"
     "__final_step.py",
 }
