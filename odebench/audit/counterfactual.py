@@ -274,7 +274,6 @@ def _exact_steps(sch, context, which: Callable[[int, int, float], bool], tag: st
     from the state's time t_k to the next call's time (the measured end time after the last
     call); the scheduler still sees its model outputs."""
     iface = context.setup.iface
-    calls: list = [None, []]  # (the timesteps list, their times)
 
     def replace(self, times, k, n, out, sample):
         sigmas = getattr(self, "sigmas", None)
@@ -289,10 +288,9 @@ def _exact_steps(sch, context, which: Callable[[int, int, float], bool], tag: st
             # fixed last step to sigma = 0 or shift_terminal included)
             t_now, t_next = (_t_of_sigma(iface, float(v)) for v in (sigmas[k], sigmas[k + 1]))
         else:
-            if calls[0] is not times:  # the call times of this set_timesteps, once
-                calls[:] = [times, [iface.time(t) for t in times]]
-            t_now, end = calls[1][k], context.ends.get(n, math.nan)
-            rest = calls[1][k + 1 :]
+            calls, _ = _grid(self, iface.time)  # the call times, once per set_timesteps
+            t_now, end = calls[k], context.ends.get(n, math.nan)
+            rest = calls[k + 1 :]
             # the calls after it sit at the end time (PNDM's last call, from t = 0.001 to
             # t = 0.001 with set_alpha_to_one false, does not move): this is the last step
             at_end = bool(rest) and all(abs(r - end) * context.setup.T <= 0.5 for r in rest)

@@ -31,7 +31,7 @@ from scipy.interpolate import CubicSpline
 
 from .._tensor import DTYPE
 from .base import bisect_decreasing_scalar
-from .vp import VPSchedule
+from .vp import VPSchedule, one_time_in_floats
 
 INTERPOLATIONS = ("cubic", "linear")
 
@@ -75,9 +75,7 @@ class DiscreteSchedule(VPSchedule):
         j = torch.clamp(torch.floor(t * self.T).long(), 0, self.T - 1)
         return j, t - self.knots_t[j]
 
-    def _log_alpha_bar(self, t):
-        if t.ndim == 0 and not t.requires_grad:  # one time: the float path, the same bits
-            return torch.full_like(t, self._log_alpha_bar_float(float(t)))
+    def _log_alpha_bar_tensor(self, t):
         j, dt = self._locate(t)
         if self.interpolation == "linear":
             slope = (self.knots_log_alpha_bar[j + 1] - self.knots_log_alpha_bar[j]) * self.T
@@ -95,6 +93,9 @@ class DiscreteSchedule(VPSchedule):
             return knots[j] + (knots[j + 1] - knots[j]) * self.T * dt
         c0, c1, c2, c3 = coef[j]
         return ((c0 * dt + c1) * dt + c2) * dt + c3
+
+    # one time (a 0-d tensor) takes the float path: the same bits
+    _log_alpha_bar = one_time_in_floats(_log_alpha_bar_tensor, _log_alpha_bar_float)
 
     def _float_tables(self) -> tuple[list[float], list[float], list[tuple[float, ...]]]:
         tables = self.__dict__.get("_floats")

@@ -20,16 +20,18 @@ from .._tensor import as_time, check_times_in
 from .base import Schedule, ScheduleScalars, bisect_decreasing
 
 
-def one_time_in_floats(formula: Callable) -> Callable:
+def one_time_in_floats(formula: Callable, in_floats: Callable | None = None) -> Callable:
     """For a schedule formula of + - * / only (no library function, no ``**``): one time, a
     0-d tensor (an adaptive solve's or a solver step's every evaluation), is evaluated in
     Python floats: the same IEEE operations in the same order, so the same bits, without the
-    tensor overhead (tests/test_schedules.py compares the two)."""
+    tensor overhead (tests/test_schedules.py compares the two). ``in_floats``: the float
+    version where the tensor formula cannot take a float (a table lookup), else the formula."""
+    scalar = formula if in_floats is None else in_floats
 
     @functools.wraps(formula)
     def evaluate(self, t):
         if isinstance(t, torch.Tensor) and t.ndim == 0 and not t.requires_grad:
-            return torch.full_like(t, formula(self, float(t)))
+            return torch.full_like(t, scalar(self, float(t)))
         return formula(self, t)
 
     return evaluate
