@@ -431,14 +431,7 @@ def _dense(name: str, value: Any, width: int = 95) -> str:
     else:
         items = [_literal(v) for v in value]
         opening, closing = "[", "]"
-    lines, line = [], ""
-    for item in items:
-        if line and len(line) + len(item) + 2 > width - 4:
-            lines.append(line)
-            line = item + ","
-        else:
-            line = f"{line} {item}," if line else item + ","
-    lines.append(line)
+    lines = _pack([item + "," for item in items], width - 4)
     return f"{name} = {opening}\n" + "".join(f"    {s}\n" for s in lines) + closing
 
 
@@ -462,16 +455,22 @@ def _literal(value: Any, width: int = 60) -> str:
     return repr(value)
 
 
-def _wrap(text: str, indent: int = 12, width: int = 92) -> str:
-    words, lines, line = text.split(), [], ""
+def _pack(words: list[str], limit: int) -> list[str]:
+    """``words`` joined by spaces into lines of at most ``limit`` characters (a longer word
+    alone on its line)."""
+    lines, line = [], ""
     for word in words:
-        if line and len(line) + 1 + len(word) > width - indent:
+        if line and len(line) + 1 + len(word) > limit:
             lines.append(line)
             line = word
         else:
             line = f"{line} {word}" if line else word
     lines.append(line)
-    return ("\n" + " " * indent).join(lines)
+    return lines
+
+
+def _wrap(text: str, indent: int = 12, width: int = 92) -> str:
+    return ("\n" + " " * indent).join(_pack(text.split(), width - indent))
 
 
 def scripts(report: AuditReport, version: str | None = None) -> list[Script]:
