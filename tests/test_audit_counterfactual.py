@@ -326,3 +326,40 @@ def test_a_defect_of_two_bugs_together_is_narrowed_to_those_two():
     text = cause.text()
     assert "with steps to the grid's next time + exact LMS coefficients together" in text
     assert "no single probe removes it: next-grid-time" in text
+
+
+def _final_step_report(t_before: float, t_end: float, defect: float, findings=()):
+    from odebench.audit.card import AuditReport
+
+    row = {"status": "ok", "steps": 700, "err_ode": 1e-3, "final_defect": defect}
+    row.update(t_before_final=t_before, t_end=t_end)
+    return AuditReport("x", [row], {}, {}, "v", list(findings))
+
+
+def test_an_exact_last_step_that_moves_the_states_only_localises_a_final_step():
+    """DPMSolverMultistep with flow sigmas (audit_flow): the steps below t = 0.1 by the exact
+    flow lower its final step's defect 2.2e-3 -> 9.3e-6, but its state entering the last
+    step moves from t = 0.000368 to the scheduler's own sigma 0.00142: the defect is then
+    another step's, measured against itself, so the probe localises, never removes it. The
+    same numbers with the state left where it was, or from a probe that changes the
+    scheduler's arithmetic (not the exact flow), count as removed."""
+    from odebench.audit.causes import KINDS, Attempt, Cause, _score, moved_last_step, removes
+
+    final = next(k for k in KINDS if k.name == "final step")
+    before = _final_step_report(0.000368, 0.000157, 2.2e-3, ["final step: order 0.75"])
+    moved = _final_step_report(0.001421, 0.0, 9.3e-6)
+    kept = _final_step_report(0.000368, 0.0, 9.3e-6)
+    assert moved_last_step(before, moved) == (0.000368, 0.001421)
+    assert moved_last_step(before, kept) is None
+    assert not removes(final, before, moved, steps_by_flow=True)
+    assert removes(final, before, kept, steps_by_flow=True)
+    assert removes(final, before, moved, steps_by_flow=False)
+    # the card: none removes it, and it says which probe lowered it by moving the state
+    tail = Attempt((cf.get("exact-last-steps"),), moved)
+    cause = Cause(before.findings[0], final, 2.2e-3)
+    _score(cause, before, tail)
+    assert not cause.removed_by
+    text = cause.text()
+    assert text.startswith("none of the probes removes it (final step's defect")
+    assert "exact-last-steps lowers it only by moving the state entering the last step" in text
+    assert "from t = 0.000368 to t = 0.00142" in text

@@ -12,20 +12,6 @@ import pytest
 from _helpers import ROOT
 
 FOLDERS = ["figures/audit/repro", "figures/audit_flow/repro"]
-#: scripts whose counterfactual does not move their own number the right way, and why (each
-#: must still be such a script: a fixed one leaves this list)
-KNOWN = {
-    # card: 2.2e-3 -> 9.3e-6 with the steps below t = 0.1 exact; the script: 1.17e-3 ->
-    # 1.18e-3. Its calls are ~0.9 table steps off their states' times (its time-gap
-    # finding). Under the probe odebench's point-mass run puts the states at the
-    # scheduler's own sigmas (N = 700: ..., 0.002842, 0.001421; without it the gaps drift
-    # them to ..., 0.002474, 0.000368), so its last step is the exact flow from 0.001421 to
-    # 0 and its 9.3e-6 measures that flow against itself: by construction a localisation
-    # ("the error is made in the last steps"), which the script, timing the state by its
-    # call (t = 0.001), cannot show
-    "DPMSolverMultistepScheduler_prediction-type-flow-prediction_use-flow-sigmas-true"
-    "__final_step.py",
-}
 RESULT = re.compile(r"^RESULT (.+): (\S+)(?: -> (\S+))?$")
 
 
@@ -63,7 +49,7 @@ def test_each_counterfactual_moves_its_number_the_right_way(folder):
             continue
         before, after = float(match[2]), float(match[3])
         right = after > before if entry["kind"] == "order" else after < before
-        assert right != (entry["script"] in KNOWN), entry["script"]
+        assert right, entry["script"]
 
 
 def test_the_runners_check_wants_the_fix_on_the_right_side():

@@ -10,9 +10,11 @@ error floor or a growing error, a final step's defect, a time gap, a nonlinearit
 table's deviation) is at least ``REMOVED`` times smaller, or, for a floor, the order is as
 declared; never when the run's error at the finest N got 3 times worse. A floor whose
 error drops ``REMOVED`` times is removed even where a lower floor (another cause: float32
-round-off) shows then. Where no single probe removes a finding, all applicable probes are
-tried together; the card then names the combination, or says that none of them removes
-it, each with its numbers.
+round-off) shows then. A probe that steps by the exact flow, and so moves the state
+entering the last step where the states were off the scheduler's times, only localises a
+final step's defect (:func:`moved_last_step`). Where no single probe removes a finding, all
+applicable probes are tried together; the card then names the combination, or says that
+none of them removes it, each with its numbers.
 
     report = audit_explained("diffusers:LMSDiscreteScheduler")   # findings annotated
     report = explain(report, prep, steps)   # the same, for a measured report
@@ -149,6 +151,9 @@ class Cause:
     removed_by: list[Attempt] = field(default_factory=list)
     numbers: list[tuple[Attempt, float]] = field(default_factory=list)
     tail: dict[str, str] = field(default_factory=dict)  # what the exact-step probes mean here
+    #: attempts that lowered a final step's defect only by moving the state entering the
+    #: last step: name -> (its time before, after) (:func:`moved_last_step`)
+    moved: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     def text(self) -> str:
         """'removed by ...: label a -> b' or 'none of the probes removes it: ...'."""
@@ -171,7 +176,16 @@ class Cause:
             probe = best.probes[0]
             return f"{change} with {probe.change}: {self.tail.get(probe.name, probe.cause)}{tail}"
         tried = ", ".join(f"{a.name} {_num(v)}" for a, v in self.numbers)
-        return f"none of the probes removes it ({k.label} {_num(self.before)}; {tried})"
+        out = f"none of the probes removes it ({k.label} {_num(self.before)}; {tried})"
+        singles = [(n, m) for n, m in self.moved.items() if " + " not in n]
+        if singles:
+            name, (t0, t1) = singles[0]
+            out += (
+                f"; {name} lowers it only by moving the state entering the last step from "
+                f"t = {t0:.3g} to t = {t1:.3g}: it localises the defect to those steps, where "
+                "the states are off the times the scheduler steps between"
+            )
+        return out
 
 
 def _num(v: float) -> str:
@@ -180,10 +194,30 @@ def _num(v: float) -> str:
     return f"{v:.2f}" if 0.1 <= abs(v) < 100 else f"{v:.1e}"
 
 
-def removes(kind: Kind, before: AuditReport, after: AuditReport) -> bool:
+def moved_last_step(before: AuditReport, after: AuditReport) -> tuple[float, float] | None:
+    """(t, t') where a rerun moved the state entering the last step, at the finest N, from t
+    to t' by more than half the original last step; None where it stays. A probe that steps
+    by the exact flow between the scheduler's own times puts the states there: where the
+    run's states were off those times (time gaps), its last step is then another step, and
+    its defect is that step's, measured against itself."""
+    t0, t1 = _finest(before.rows, "t_before_final"), _finest(before.rows, "t_end")
+    a0 = _finest(after.rows, "t_before_final")
+    if _finite(t0) and _finite(t1) and _finite(a0) and abs(a0 - t0) > 0.5 * abs(t0 - t1):
+        return t0, a0
+    return None
+
+
+def removes(
+    kind: Kind, before: AuditReport, after: AuditReport, steps_by_flow: bool = False
+) -> bool:
     """Whether ``after`` (a counterfactual report) no longer has ``before``'s finding of
-    ``kind``, with its number moved the right way and no new failure."""
+    ``kind``, with its number moved the right way and no new failure. A final step's
+    defect is not removed by a rerun that steps by the exact flow (``steps_by_flow``) and
+    moved the state entering the last step (:func:`moved_last_step`): that only localises
+    it."""
     if any(r.get("status") != "ok" for r in after.rows):
+        return False
+    if kind.name == "final step" and steps_by_flow and moved_last_step(before, after):
         return False
     b, a = kind.value(before), kind.value(after)
     if kind.name == "floor" and _finite(a) and _finite(b) and a * REMOVED <= b:
@@ -368,7 +402,7 @@ def narrow(
                 done[key] = run(trial)
                 new.append(done[key])
             after = done[key].report
-            if after is not None and removes(cause.kind, report, after):
+            if after is not None and removes(cause.kind, report, after, _by_flow(trial)):
                 keep = trial
     return new
 
@@ -524,8 +558,17 @@ def _score(cause: Cause, report: AuditReport, attempt: Attempt) -> None:
         cause.numbers.append((attempt, math.nan))
         return
     cause.numbers.append((attempt, cause.kind.value(attempt.report)))
-    if removes(cause.kind, report, attempt.report):
+    by_flow = _by_flow(attempt.probes)
+    if removes(cause.kind, report, attempt.report, by_flow):
         cause.removed_by.append(attempt)
+    elif cause.kind.name == "final step" and by_flow:
+        moved = moved_last_step(report, attempt.report)
+        if moved is not None and cause.kind.value(attempt.report) * REMOVED <= cause.before:
+            cause.moved[attempt.name] = moved
+
+
+def _by_flow(probes: Sequence[Probe]) -> bool:
+    return any(p.uses_flow for p in probes)
 
 
 def _annotate(finding: str, note: str | None) -> str:
@@ -549,6 +592,7 @@ __all__ = [
     "explain",
     "explain_audit",
     "kind_of",
+    "moved_last_step",
     "narrow",
     "needs_ladder",
     "needs_probes",

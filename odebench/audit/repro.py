@@ -133,7 +133,7 @@ def script(report: AuditReport, cause: Cause, name: str, version: str, interface
         cause_text = "; ".join(tail.get(p.name, p.cause) for p in best.probes)
         fix_text = f"{what} (odebench's counterfactual, inline)"
     else:
-        cause_text = "not identified: no counterfactual probe removed it"
+        cause_text = "none of odebench's counterfactual probes removes it (their numbers above)"
         fix_text = "none (no counterfactual removed it: it prints what was tried)"
     tried = [f"{a.name} {_fmt(v)}" for a, v in cause.numbers] or ["nothing applied"]
     user_text = report.facts.get("user_config") or "{}"

@@ -10,7 +10,7 @@ odebench:   none of the probes removes it (error floor 9.0e-05; float64-tables 9
             float64-state 9.0e-05, solver-order-final 9.0e-05, exact-call-times 1.4e-03,
             exact-final-step 9.0e-05, float64-tables + float64-state + solver-order-final +
             exact-call-times + exact-final-step 5.9e-04)
-cause:      not identified: no counterfactual probe removed it
+cause:      none of odebench's counterfactual probes removes it (their numbers above)
 fix:        none (no counterfactual removed it: it prints what was tried)
 Exact model outputs of data N(mu, diag(s2)); float64 latents; exact end states.
 Usage: python <this file> [N1,N2,...]  (N among LADDER's; default: all)

@@ -10,7 +10,7 @@ odebench:   none of the probes removes it (gap (steps) 0.81; float64-tables 0.81
             float64-state 0.81, solver-order-final 0.81, exact-call-times 0.82,
             exact-final-step 0.81, float64-tables + float64-state + solver-order-final +
             exact-call-times + exact-final-step 0.82)
-cause:      not identified: no counterfactual probe removed it
+cause:      none of odebench's counterfactual probes removes it (their numbers above)
 fix:        none (no counterfactual removed it: it prints what was tried)
 Exact model outputs of data N(mu, diag(s2)); float64 latents; exact end states.
 Usage: python <this file> [N1,N2,...]  (N among LADDER's; default: all)

@@ -9,7 +9,7 @@ odebench:   none of the probes removes it (order 0.42; float64-tables 0.42, floa
             0.42, exact-warm-up 0.42, exact-final-step -, exact-last-steps 5.44,
             float64-tables + float64-state + exact-warm-up + exact-final-step +
             exact-last-steps 5.44)
-cause:      not identified: no counterfactual probe removed it
+cause:      none of odebench's counterfactual probes removes it (their numbers above)
 fix:        none (no counterfactual removed it: it prints what was tried)
 Exact model outputs of data N(mu, diag(s2)); float64 latents; exact end states.
 Usage: python <this file> [N1,N2,...]  (N among LADDER's; default: all)

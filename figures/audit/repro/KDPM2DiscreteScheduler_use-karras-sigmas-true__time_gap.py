@@ -10,7 +10,7 @@ odebench:   none of the probes removes it (gap (steps) 0.56; float64-tables 0.57
             float64-state 0.56, exact-call-times 0.55, exact-warm-up 39.50, exact-final-step
             0.56, exact-last-steps 19.52, float64-tables + float64-state + exact-call-times
             + exact-warm-up + exact-final-step + exact-last-steps 39.94)
-cause:      not identified: no counterfactual probe removed it
+cause:      none of odebench's counterfactual probes removes it (their numbers above)
 fix:        none (no counterfactual removed it: it prints what was tried)
 Exact model outputs of data N(mu, diag(s2)); float64 latents; exact end states.
 Usage: python <this file> [N1,N2,...]  (N among LADDER's; default: all)

@@ -8,7 +8,7 @@ finding:    time gap: model called at t=0.9410 on a state at t=0.9420 (1.0 steps
 odebench:   none of the probes removes it (gap (steps) 1.00; float64-tables 1.00,
             float64-state 1.00, exact-call-times 1.00, exact-final-step 1.00, float64-tables
             + float64-state + exact-call-times + exact-final-step 1.00)
-cause:      not identified: no counterfactual probe removed it
+cause:      none of odebench's counterfactual probes removes it (their numbers above)
 fix:        none (no counterfactual removed it: it prints what was tried)
 Exact model outputs of data N(mu, diag(s2)); float64 latents; exact end states.
 Usage: python <this file> [N1,N2,...]  (N among LADDER's; default: all)

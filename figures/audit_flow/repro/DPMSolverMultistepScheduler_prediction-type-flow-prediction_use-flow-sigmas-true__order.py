@@ -18,7 +18,7 @@ odebench:   none of the probes removes it (order 0.81; float64-tables 0.81, floa
             exact-final-step 1.01, float64-tables + float64-state + exact-call-times +
             exact-final-step 1.00, float64-tables + exact-call-times + exact-final-step
             1.00, exact-call-times + exact-final-step 1.00)
-cause:      not identified: no counterfactual probe removed it
+cause:      none of odebench's counterfactual probes removes it (their numbers above)
 fix:        none (no counterfactual removed it: it prints what was tried)
 Exact model outputs of data N(mu, diag(s2)); float64 latents; exact end states.
 Usage: python <this file> [N1,N2,...]  (N among LADDER's; default: all)

@@ -19,7 +19,7 @@ odebench:   none of the probes removes it (gap (steps) 0.93; float64-tables 0.93
             solver-order-final + exact-final-step 0.93, float64-tables + float64-state +
             exact-call-times + exact-final-step 0.99, float64-tables + exact-call-times +
             exact-final-step 0.99, exact-call-times + exact-final-step 0.99)
-cause:      not identified: no counterfactual probe removed it
+cause:      none of odebench's counterfactual probes removes it (their numbers above)
 fix:        none (no counterfactual removed it: it prints what was tried)
 Exact model outputs of data N(mu, diag(s2)); float64 latents; exact end states.
 Usage: python <this file> [N1,N2,...]  (N among LADDER's; default: all)

@@ -12,7 +12,7 @@ odebench:   none of the probes removes it (final step's defect at the finest N 7
             exact-call-times 5.5e-03, exact-warm-up 7.1e-03, exact-final-step 1.0e-03,
             exact-last-steps 1.4e-04, float64-tables + float64-state + solver-order-final +
             exact-call-times + exact-warm-up + exact-final-step + exact-last-steps 1.4e-04)
-cause:      not identified: no counterfactual probe removed it
+cause:      none of odebench's counterfactual probes removes it (their numbers above)
 fix:        none (no counterfactual removed it: it prints what was tried)
 Exact model outputs of data N(mu, diag(s2)); float64 latents; exact end states.
 Usage: python <this file> [N1,N2,...]  (N among LADDER's; default: all)
