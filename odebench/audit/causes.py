@@ -38,6 +38,8 @@ from .card import AuditReport, _finest, _finite, _ok
 from .counterfactual import PROBES, TAIL, Context, Probe, applicable, combine
 from .measure import Prepared, measure_facts, measure_rung
 from .report import GAP, build_report
+from .stochastic_ladder import ladder as weak_ladder
+from .stochastic_ladder import noise_facts
 
 REMOVED = 10.0  # an error this many times smaller is a floor removed
 UNKNOWN = "cause not identified by the probes"
@@ -82,6 +84,12 @@ def _floor(rep: AuditReport) -> float:
 
 
 KINDS: tuple[Kind, ...] = (
+    Kind(  # a stochastic sampler's weak error (stochastic_card): before the ODE floors
+        "weak floor",
+        lambda f: f.startswith(("does not converge weakly", "weak error does not converge")),
+        lambda r: _finest(r.rows, "weak_w2"),
+        "W2 at the finest N",
+    ),
     Kind(
         "float32 state",
         lambda f: f.startswith("float32 state"),
@@ -189,6 +197,8 @@ class Cause:
 
 
 def _num(v: float) -> str:
+    if v == math.inf:
+        return "inf"
     if not _finite(v):
         return "-"
     return f"{v:.2f}" if 0.1 <= abs(v) < 100 else f"{v:.1e}"
@@ -231,7 +241,7 @@ def removes(
     e_b, e_a = _finest_error(before), _finest_error(after)
     if _finite(e_b) and _finite(e_a) and e_a > 3.0 * e_b:
         return False  # the finding went, but the run got worse
-    if not (_finite(a) and _finite(b)):
+    if not (_finite(a) and (_finite(b) or b == math.inf)):  # inf: a perturbation rounded away
         return False
     # its number REMOVED times smaller; an error floor may also give way to the order
     return a * REMOVED <= b or (kind.name == "floor" and _as_declared(after))
@@ -322,6 +332,10 @@ def rerun(
     timed = combine([p for p in chosen if not (p.retime or p.uses_flow)], prep.factory, context)
     try:
         facts = measure_facts(factory, prep.setup, probe_steps, prep.step_args)
+        if report.facts.get("stochastic"):  # its weak ladder (exact or Monte Carlo laws)
+            facts = {**report.facts, **facts, **noise_facts(prep.cls, facts)}
+            rows = weak_ladder(factory, prep.setup, steps, prep.step_args, facts, False)
+            return Attempt(tuple(chosen), build_report(rows, facts))
         rows = []
         for n in steps:
             setup = retimed(prep.setup, timed, n) if retime else prep.setup
@@ -335,9 +349,9 @@ def rerun(
 
 
 def needs_probes(report: AuditReport) -> bool:
-    """Whether ``report`` has a finding the probes address (a deterministic scheduler's;
-    not a sampler function's, whose steps the probes cannot subclass)."""
-    if report.facts.get("stochastic") or report.facts.get("kind") == "function":
+    """Whether ``report`` has a finding the probes address (a scheduler's, deterministic or
+    stochastic; not a sampler function's, whose steps the probes cannot subclass)."""
+    if report.facts.get("kind") == "function":
         return False
     return any(kind_of(f) is not None for f in report.findings)
 
@@ -366,6 +380,8 @@ def run_attempts(
     state or table) reruns that probe only, not the ladder."""
     context = context_of(report, prep)
     usable = applicable(probes, prep.factory, context)
+    if report.facts.get("stochastic"):  # no exact flow of an SDE, no per-call state times
+        usable = [p for p in usable if not (p.uses_flow or p.retime)]
     if not needs_ladder(report):  # float32 state / table only: the facts probe measures them
         steps = []
     attempts = [rerun(prep, report, [p], context, steps, probe_steps) for p in usable]

@@ -518,7 +518,7 @@ PROBES: tuple[Probe, ...] = (
     Probe(
         "no-clipping",
         "clip_sample / thresholding off",
-        "the x0 prediction clipped (clip_sample) or thresholded: not the ODE",
+        "the x0 prediction clipped (clip_sample) or thresholded: not the model's own ODE or SDE",
         _no_clipping,
     ),
     Probe(

@@ -56,14 +56,24 @@ from . import probes
 from .adapters import Trace, drive
 
 NOISE_FN = "randn_tensor"
+PROBES_MODULE = "odebench.audit.counterfactual"
 AFFINE_TOL = 1e-3  # relative affinity defect (clipping: ~1e-1; float32 states, N = 700: ~1e-4)
 
 
 def noise_module(cls: type):
-    """The module whose ``randn_tensor`` the class's ``step()`` calls, or None."""
-    step = getattr(cls, "step", None)
-    module = sys.modules.get(getattr(step, "__module__", "") or "")
-    return module if module is not None and callable(getattr(module, NOISE_FN, None)) else None
+    """The module whose ``randn_tensor`` the class's ``step()`` calls, or None. A
+    counterfactual probe's subclass (:mod:`.counterfactual`) defines a ``step`` that calls its
+    base class's: the module is then that base's."""
+    for klass in cls.__mro__:
+        step = klass.__dict__.get("step")
+        if step is None:
+            continue
+        name = getattr(step, "__module__", "") or ""
+        if name == PROBES_MODULE:  # a probe's wrapper: its base class draws the noise
+            continue
+        module = sys.modules.get(name)
+        return module if module is not None and callable(getattr(module, NOISE_FN, None)) else None
+    return None
 
 
 class NoiseSource:

@@ -6,8 +6,10 @@ scheduler:  DDIMScheduler, config {"prediction_type": "v_prediction"} on the tab
             ddpm-linear-1000
 finding:    does not converge: error 2.2e-01..2.7e-01 (clipping)
 odebench:   error at the finest N 0.25 -> 2.6e-03 with clip_sample / thresholding off: the
-            x0 prediction clipped (clip_sample) or thresholded: not the ODE
-cause:      the x0 prediction clipped (clip_sample) or thresholded: not the ODE
+            x0 prediction clipped (clip_sample) or thresholded: not the model's own ODE or
+            SDE
+cause:      the x0 prediction clipped (clip_sample) or thresholded: not the model's own ODE
+            or SDE
 fix:        clip_sample / thresholding off (odebench's counterfactual, inline)
 Exact model outputs of data N(mu, diag(s2)); float64 latents; exact end states.
 Usage: python <this file> [N1,N2,...]  (N among LADDER's; default: all)

@@ -1,0 +1,130 @@
+"""Counterfactual probes on diffusers' stochastic samplers: each finding of a stochastic card
+is rerun on its weak ladder (exact output laws) with one suspected cause removed, and named
+by the probe that removes it and by no other (small ladders; diffusers needed)."""
+
+import math
+
+import pytest
+
+pytest.importorskip("diffusers")
+
+from odebench.audit import stochastic as st
+from odebench.audit.card import AuditReport
+from odebench.audit.causes import KINDS, audit_explained, kind_of, removes
+from odebench.audit.counterfactual import get
+
+
+def causes(report, kind: str) -> list:
+    return [c for c in report.counterfactuals["causes"] if c.kind.name == kind]
+
+
+@pytest.fixture(scope="module")
+def ddim_trailing():
+    """DDIM with eta = 1 on trailing timesteps: prev_timestep = t - T // N is off the grid
+    when N does not divide 1000 (N = 30, 70), the same rule bug as at eta = 0."""
+    config = {"clip_sample": False, "eta": 1.0, "timestep_spacing": "trailing"}
+    return audit_explained(
+        "diffusers:DDIMScheduler", config, steps=[10, 20, 30, 70], n_samples=4, probe_steps=10
+    )
+
+
+def test_a_stochastic_time_gap_is_removed_by_the_grid_rule_only(ddim_trailing):
+    (gap,) = causes(ddim_trailing, "time gap")
+    assert {a.name for a in gap.removed_by} == {"next-grid-time"}
+    after = dict((a.name, v) for a, v in gap.numbers)
+    assert gap.before > 1.0 and after["next-grid-time"] < 0.02
+    assert after["float64-state"] > 1.0 and after["float64-tables"] > 1.0
+    assert any("with steps to the grid's next time" in f for f in ddim_trailing.findings)
+
+
+def test_ode_only_probes_are_not_tried_on_a_stochastic_sampler(ddim_trailing):
+    tried = dict(ddim_trailing.lines)["counterfactuals"].split(";")[0]
+    for name in ("exact-final-step", "exact-last-steps", "exact-call-times"):
+        assert name not in tried
+    # every rerun is a stochastic card (weak ladder), not an ODE one
+    for attempt in ddim_trailing.counterfactuals["attempts"]:
+        assert attempt.report is not None and attempt.report.facts.get("stochastic")
+        assert all(r["status"] == "ok" for r in attempt.report.rows), attempt.name
+
+
+def test_a_stochastic_float32_state_is_removed_by_a_float64_state_only():
+    rep = audit_explained(
+        "diffusers:EulerAncestralDiscreteScheduler",
+        None,
+        steps=[10, 20, 30],
+        n_samples=4,
+        probe_steps=10,
+    )
+    (state,) = causes(rep, "float32 state")
+    assert {a.name for a in state.removed_by} == {"float64-state"}
+    (table,) = causes(rep, "float32 table")
+    assert {a.name for a in table.removed_by} == {"float64-tables"}
+
+
+def test_a_weak_floor_is_its_own_kind_measured_by_w2():
+    floor = next(k for k in KINDS if k.name == "weak floor")
+    text = "does not converge weakly: W2 stops falling at 1.9e-01 (N=250..700), 6x the floor"
+    assert kind_of(text) is floor
+    assert kind_of("weak error does not converge: W2 1.3e-01 at N=700, 9x its minimum") is floor
+    assert kind_of("does not converge: error floor 1.1e-04 from N=70").name == "floor"
+
+    def report(w2: float, finding: str = "") -> AuditReport:
+        rows = [{"status": "ok", "steps": n, "weak_w2": w2} for n in (250, 500, 700)]
+        return AuditReport("x", rows, {"stochastic": True}, {}, "v", [finding] if finding else [])
+
+    clipped = report(0.19, text)
+    assert floor.value(clipped) == 0.19
+    assert removes(floor, clipped, report(7.2e-3))  # 26x lower, finding gone
+    assert not removes(floor, clipped, report(0.05))  # 4x only
+    assert not removes(floor, clipped, report(7.2e-3, text))  # the finding is still there
+    assert math.isnan(floor.value(report(math.nan)))
+
+
+def test_a_probe_subclass_draws_its_noise_where_its_base_class_does():
+    import diffusers
+
+    sch = diffusers.DDIMScheduler()
+    module = st.noise_module(type(sch))
+    assert module is not None
+    wrapped = get("next-grid-time").apply(sch, None)  # DDIM's rule: a step() of its own
+    assert "step" in type(wrapped).__dict__
+    assert type(wrapped).step.__module__ == "odebench.audit.counterfactual"
+    assert st.noise_module(type(wrapped)) is module
+
+    class Elsewhere(diffusers.DDIMScheduler):  # a user's own step(): not the base's noise
+        def step(self, *args, **kwargs):
+            return super().step(*args, **kwargs)
+
+    assert st.noise_module(Elsewhere) is None
+
+
+def test_a_perturbation_rounded_away_counts_as_removed_by_a_finite_defect():
+    """SDE-DPM-Solver++ 1 (audit_stochastic): its float32 state rounds a 1e-9 change of x_T
+    away entirely (nonlinearity inf); a float64 state gives 6.4e-5, which removes it."""
+    from odebench.audit.causes import Attempt, Cause, _score
+
+    state = next(k for k in KINDS if k.name == "float32 state")
+    finding = "float32 state: step() rounds the sample to float32 (nonlinear by inf)"
+
+    def report(defect: float, findings=()) -> AuditReport:
+        rows = [{"status": "ok", "steps": 50}]
+        return AuditReport("x", rows, {"linearity_defect": defect}, {}, "v", list(findings))
+
+    before = report(math.inf, [finding])
+    assert removes(state, before, report(6.4e-5))
+    assert not removes(state, before, report(math.inf))
+    assert not removes(state, before, report(math.nan))
+    cause = Cause(finding, state, math.inf)
+    _score(cause, before, Attempt((get("float64-state"),), report(6.4e-5)))
+    assert cause.text().startswith("nonlinearity inf -> 6.4e-05 with a float64 state")
+
+
+def test_repro_of_a_stochastic_sampler_is_refused_in_one_line(tmp_path, capsys):
+    from odebench.cli import main
+
+    argv = ["audit", "diffusers:EulerAncestralDiscreteScheduler", "--steps", "10,20,30"]
+    argv += ["--n-samples", "4", "--out", str(tmp_path / "out"), "--repro", str(tmp_path / "r")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no scripts for a stochastic sampler yet" in err[0]
+    assert not (tmp_path / "r").exists()
