@@ -3,8 +3,9 @@
     python scripts/audit_findings_page.py
 
 Everything after the page's ``<!-- FINDINGS -->`` marker is made here, from
-``figures/audit/repro/index.csv`` and ``figures/audit_flow/repro/index.csv`` (written by
-``odebench run studies/audit.toml`` and ``odebench run studies/audit_flow.toml``): how many
+``figures/audit/repro/index.csv``, ``figures/audit_flow/repro/index.csv`` and
+``figures/audit_stochastic/repro/index.csv`` (written by ``odebench run studies/NAME.toml``
+for audit, audit_flow and audit_stochastic): how many
 findings each counterfactual removed, then every finding with odebench's numbers, the
 counterfactual, its script and the upstream issue. The text before the marker is kept.
 ``--check`` exits 1 when the page differs from what it would write.
@@ -32,6 +33,11 @@ STUDIES = [
         "figures/audit_flow/repro/index.csv",
         "odebench run studies/audit_flow.toml",
         "Flow matching, EDM, x0 and v prediction (`studies/audit_flow.toml`)",
+    ),
+    (
+        "figures/audit_stochastic/repro/index.csv",
+        "odebench run studies/audit_stochastic.toml",
+        "Stochastic samplers (`studies/audit_stochastic.toml`)",
     ),
 ]
 COMMAND = "python scripts/audit_findings_page.py"

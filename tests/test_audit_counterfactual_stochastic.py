@@ -119,12 +119,18 @@ def test_a_perturbation_rounded_away_counts_as_removed_by_a_finite_defect():
     assert cause.text().startswith("nonlinearity inf -> 6.4e-05 with a float64 state")
 
 
-def test_repro_of_a_stochastic_sampler_is_refused_in_one_line(tmp_path, capsys):
-    from odebench.cli import main
+def test_stochastic_scripts_run_without_odebench_and_show_their_fix(ddim_trailing, tmp_path):
+    """The scripts of DDIM eta = 1 on trailing timesteps: the time gap read off the exact
+    law of designed noise rows is the card's (N = 30: > 1 table step) and 0 with the grid's
+    next time; only torch, numpy, diffusers and the standard library are imported. (Every
+    committed script's run, weak floors included: test_audit_repro_runs.)"""
+    from test_audit_repro import ALLOWED, before_after, imports, run_isolated
 
-    argv = ["audit", "diffusers:EulerAncestralDiscreteScheduler", "--steps", "10,20,30"]
-    argv += ["--n-samples", "4", "--out", str(tmp_path / "out"), "--repro", str(tmp_path / "r")]
-    assert main(argv) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "no scripts for a stochastic sampler yet" in err[0]
-    assert not (tmp_path / "r").exists()
+    from odebench.audit.repro import write_scripts
+
+    paths = {p.name: p for p in write_scripts([ddim_trailing], tmp_path / "repro")}
+    gap = next(p for n, p in paths.items() if n.endswith("__time_gap.py"))
+    assert imports(gap.read_text()) <= ALLOWED
+    card = next(c for c in causes(ddim_trailing, "time gap")).before
+    before, after = before_after(run_isolated(gap, "10,30,70", tmp_path))
+    assert before == pytest.approx(card, rel=1e-3) and after < 1e-2

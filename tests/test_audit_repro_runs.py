@@ -11,7 +11,7 @@ import re
 import pytest
 from _helpers import ROOT
 
-FOLDERS = ["figures/audit/repro", "figures/audit_flow/repro"]
+FOLDERS = ["figures/audit/repro", "figures/audit_flow/repro", "figures/audit_stochastic/repro"]
 RESULT = re.compile(r"^RESULT (.+): (\S+)(?: -> (\S+))?$")
 
 

@@ -174,6 +174,8 @@ class _Spec:
 def assemble(spec: _Spec, tried: str) -> str:
     """A script's text for ``spec``: only the snippets (:data:`.repro_template.SNIPPETS`) its
     finding needs, their switches folded in; the header's placeholders left to fill."""
+    if spec.report.facts.get("stochastic") and spec.kind != "float32 table":
+        return assemble_law(spec, tried)
     iface, kind, fixes = spec.iface, spec.kind, spec.fixes
     path, state = iface.interpolant, str(spec.report.facts.get("state_kind", "vp"))
     output = iface.kind
@@ -240,6 +242,81 @@ def assemble(spec: _Spec, tried: str) -> str:
     imports = [m for m in ("copy", "math", "sys", "warnings") if m + "." in body]
     head = head.replace("{{IMPORTS}}", "\n".join(f"import {m}" for m in imports))
     return head + _constants(spec, runs, on_ladder or steps, tried) + body
+
+
+def assemble_law(spec: _Spec, tried: str) -> str:
+    """The script of a stochastic sampler's finding: its runs draw step()'s noise from a
+    seeded generator. A float32 state is the same response test with the same noise in every
+    run; a weak floor is W2 of M seeded runs to the exact law (as the audit's Monte Carlo
+    estimate); a time gap reads each input's exact law from designed noise rows."""
+    iface, kind, fixes = spec.iface, spec.kind, spec.fixes
+    snip, output = tpl.SNIPPETS, iface.kind
+    on_ladder = kind in ("weak floor", "time gap")
+    parts = [snip["coeffs", iface.interpolant]]
+    if kind == "time gap":
+        parts.append(snip["time_of_ratio", iface.interpolant])
+    parts.append(snip["model", "head"] + _model_body(output))
+    parts.append(snip["original", ""])
+    parts.append(snip["run", "law" if on_ladder else "law-output"])
+    if kind == "weak floor":
+        parts.append(snip["w2", ""])
+    if kind == "time gap":
+        parts += [snip["state_times", "law"], snip["gap", ""]]
+    if kind == "float32 state":
+        parts.append(snip["nonlinearity", ""])
+    if any(n.startswith("float64") for n in fixes):
+        parts.append(snip["Float64View", ""])
+    parts.extend(_fix(n, spec) for n in fixes)
+    parts.append(tpl.MEASURE + _main(spec, on_ladder, False))
+    scales = callable(getattr(spec.prep.cls, "scale_model_input", None))
+    model_in = "sch.scale_model_input(state, timestep)" if scales else "state"
+    scaled = str(spec.report.facts.get("state_kind")) == "sigma-scaled"
+    measure = tpl.LAW_MEASURES.get(kind) or tpl.MEASURES[kind]
+    values = {
+        "MEASURE": measure,
+        "LABEL": tpl.LABELS[kind],
+        "OUTPUT": output,
+        "SET": ", **SET_KWARGS" if iface.set_kwargs else "",
+        "STEP": ", **STEP_KWARGS" if spec.prep.step_args else "",
+        "MODEL_IN": f"({model_in}).to(DTYPE)",
+        "MEASURE_ARGS": ", steps" if on_ladder else "",
+        "STEPS": ", steps" if on_ladder else "",
+        "GAP": "gap(make, n)",
+        "RETIME_TRUE": "",
+        "SCALE_START": (
+            "    one = torch.ones(1, dtype=DTYPE)  # the scheduler's state: x / its scale\n"
+            "    state = state / float(copy.deepcopy(sch).scale_model_input(one, steps[0])[0])\n"
+            if scaled
+            else ""
+        ),
+        "C_END_LINE": (
+            "    c_end = 1.0 / math.hypot(float(sch.sigmas[-1]), 1.0)  # the state is x / a\n"
+            if scaled
+            else ""
+        ),
+        "C_END": " * c_end" if scaled else "",
+        "FLOW_TIME": "1 - float(timestep) / T" if iface.reverse else "float(timestep) / T",
+        "VELOCITY": "-(b * (x - mean) / var - x0)"
+        if iface.reverse
+        else "b * (x - mean) / var - x0",
+        "SIGN": "-" if float(iface.sign) < 0 else "",
+    }
+    body = tpl.fill("".join(parts), values, strict=False)
+    head = tpl.HEAD.replace("{{USAGE}}", tpl.USAGE if on_ladder else "")
+    head = head.replace("exact end states.", "seeded noise.")
+    imports = [m for m in ("copy", "math", "sys", "warnings") if m + "." in body]
+    head = head.replace("{{IMPORTS}}", "\n".join(f"import {m}" for m in imports))
+    constants = _constants(spec, True, on_ladder, tried)
+    if on_ladder:
+        constants += "M = 4096  # seeded runs of a law (the audit's Monte Carlo sample)\n"
+    facts = spec.report.facts
+    if kind == "weak floor" and (facts.get("clip_sample") or facts.get("thresholding")):
+        constants += (
+            "# Clipping acts per coordinate: with the data on the axes (here) it clips more\n"
+            "# than in odebench's rotated gaussian-lowrank, so W2 is larger than the card's;\n"
+            "# the plateau and what removes it are the finding.\n"
+        )
+    return head + constants + body
 
 
 def _model_body(output: str) -> str:
@@ -475,10 +552,7 @@ def _wrap(text: str, indent: int = 12, width: int = 92) -> str:
 
 def scripts(report: AuditReport, version: str | None = None) -> list[Script]:
     """A :class:`Script` per finding of ``report`` whose cause the probes looked for (empty
-    when the report did not run them, and for a stochastic sampler: the template measures
-    ODE errors of one deterministic run, not the laws its card is about)."""
-    if report.facts.get("stochastic"):
-        return []
+    when the report did not run them)."""
     if version is None:
         import diffusers
 
@@ -501,11 +575,6 @@ def write_scripts(reports: list[AuditReport], folder: Path | str) -> list[Path]:
     no report has a finding to reproduce."""
     all_scripts = [s for r in reports for s in scripts(r)]
     if not all_scripts:
-        if any(r.facts.get("stochastic") for r in reports):
-            raise ValueError(
-                "--repro: no scripts for a stochastic sampler yet (its card's causes are "
-                "from its laws; the scripts reproduce one deterministic run)"
-            )
         raise ValueError(
             "--repro: no finding to reproduce (the card has no finding the counterfactual "
             "probes address)"

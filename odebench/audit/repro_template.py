@@ -202,6 +202,101 @@ def run(make, n{{RUN_ARGS}}):
     x, exact = state.to(DTYPE){{C_END}}, flow(x, t0, END[n]{{MS}})
     return n, rms(x, exact), rms(x, last){{RUN_TAIL}}
 """,
+    # a stochastic sampler's runs (repro.assemble_law): m seeded samples of its law
+    ("run", "law"): '''
+
+def run(make, n, mu=MU, s2=S2, m=M, rows=False):
+    """The pipeline loop for n steps on m samples, step()'s noise from one seeded generator:
+    the model inputs and the output. rows: a point mass at MU as rows (see state_times)."""
+    sch = make()
+    sch.set_timesteps(n{{SET}})
+    steps = list(sch.timesteps)
+    a0, b0 = coeffs(time_of(steps[0]))
+    gen = torch.Generator().manual_seed(1)
+    z = torch.randn(m, 8, generator=gen, dtype=DTYPE)
+    if rows:  # row 0: the mean part (the data MU), row 1: the start's noise
+        mu, z = torch.zeros(m, 8, dtype=DTYPE), torch.zeros(m, 8, dtype=DTYPE)
+        mu[0], z[1] = torch.as_tensor(MU), 1.0
+    state = a0 * torch.as_tensor(mu) + torch.as_tensor(np.sqrt(a0 * a0 * s2 + b0 * b0)) * z
+{{SCALE_START}}    seen = []
+    for timestep in steps:
+        seen.append({{MODEL_IN}})
+        out = model(seen[-1], time_of(timestep), mu, s2)
+        state = sch.step(out, timestep, state{{STEP}}, generator=gen).prev_sample
+{{C_END_LINE}}    return seen, state.to(DTYPE){{C_END}}
+''',
+    ("run", "law-output"): '''
+
+def run(make, n, shift=0.0):
+    """The output of the pipeline loop for n steps, its start shifted by shift * 1e-9; step()'s
+    noise from a generator seeded alike in every run."""
+    sch = make()
+    sch.set_timesteps(n{{SET}})
+    steps = list(sch.timesteps)
+    a0, b0 = coeffs(time_of(steps[0]))
+    z = torch.randn(16, 8, generator=torch.Generator().manual_seed(0), dtype=DTYPE)
+    state = a0 * torch.as_tensor(MU) + torch.as_tensor(np.sqrt(a0 * a0 * S2 + b0 * b0)) * z
+    if shift:  # a perturbation of size shift * 1e-9 relative
+        d = torch.randn(state.shape, generator=torch.Generator().manual_seed(7), dtype=DTYPE)
+        state = state + shift * 1e-9 * float(state.norm() / d.norm()) * d
+{{SCALE_START}}    gen = torch.Generator().manual_seed(1)
+    for timestep in steps:
+        out = model({{MODEL_IN}}, time_of(timestep))
+        state = sch.step(out, timestep, state{{STEP}}, generator=gen).prev_sample
+    return state.to(DTYPE)
+''',
+    ("w2", ""): '''
+
+def w2(x, t):
+    """Frechet W2 between the samples' mean and covariance and the exact law at time t,
+    N(a mu, diag(a^2 s2 + b^2))."""
+    a, b = coeffs(t)
+    x = x.numpy()
+    mean, cov, v = x.mean(0), np.cov(x, rowvar=False), a * a * S2 + b * b
+    cross = np.sqrt(np.clip(np.linalg.eigvalsh(np.sqrt(np.outer(v, v)) * cov), 0, None)).sum()
+    return float(np.sqrt(max(((mean - a * MU) ** 2).sum() + cov.trace() + v.sum() - 2 * cross, 0)))
+
+
+def mc_floor(t):
+    """W2 of M exact samples of the law at t: the Monte Carlo floor of w2()."""
+    a, b = coeffs(t)
+    z = torch.randn(M, 8, generator=torch.Generator().manual_seed(2), dtype=DTYPE)
+    return w2(a * torch.as_tensor(MU) + torch.as_tensor(np.sqrt(a * a * S2 + b * b)) * z, t)
+''',
+    ("state_times", "law"): '''
+
+def state_times(n, make=original):
+    """The time each model call's input is at, exactly: from a point mass at MU its law is
+    N(c MU, s^2) per coordinate, and s / c = b / a at its time. The law is affine in the start
+    and the draws, so the run is on rows: row 0 the mean part, row 1 the start's noise, row
+    j + 1 the j-th draw of step()'s noise (diffusers' randn_tensor answered with unit rows)."""
+    module, drawn = sys.modules[CLASS.__module__], []
+
+    def unit(shape, **kwargs):
+        drawn.append(1)
+        e = torch.zeros(shape, dtype=kwargs.get("dtype") or DTYPE)
+        e[len(drawn) + 1] = 1.0
+        return e
+
+    saved, module.randn_tensor = module.randn_tensor, unit
+    try:
+        seen, _ = run(make, n, s2=0 * S2, m=2 * n + 3, rows=True)
+    finally:
+        module.randn_tensor = saved
+    return [time_of_ratio(float(x[1:, 0].norm() / (x[0, 0] / MU[0]))) for x in seen]
+''',
+    ("time_of_ratio", "vp"): '''
+
+def time_of_ratio(r):
+    """The time at which b / a = r."""
+    return float(np.interp(-math.log1p(r * r), KNOTS_LOG[::-1], KNOTS_T[::-1]))
+''',
+    ("time_of_ratio", "flow"): '''
+
+def time_of_ratio(r):
+    """The time at which b / a = r."""
+    return r / (1.0 + r)
+''',
     ("rms", ""): """
 
 def rms(x, y):
@@ -606,6 +701,23 @@ MEASURES = {
     return rows[-1][2]
 """,
 }
+#: a stochastic sampler's measures (repro.assemble_law), by kind
+LAW_MEASURES = {
+    "weak floor": """    rows = [(n, w2(run(make, n)[1], END[n])) for n in steps]
+    print("      N   W2 to the exact law at the end time (M seeded runs)")
+    for n, value in rows:
+        print(f"  {n:5d}   {value:.3e}")
+    floor = mc_floor(END[steps[-1]])
+    print(f"  Monte Carlo floor (M exact samples) at the finest N: {floor:.3e}")
+    return rows[-1][1]
+""",
+    "time gap": """    gaps = [gap(make, n) for n in steps]
+    print("      N   gap (table steps)")
+    for n, g in zip(steps, gaps, strict=True):
+        print(f"  {n:5d}   {g:17.3f}")
+    return max(gaps)
+""",
+}
 #: the label of each kind's RESULT line
 LABELS = {
     "float32 state": "nonlinearity",
@@ -614,6 +726,7 @@ LABELS = {
     "floor": "error at the finest N",
     "order": "fitted order",
     "final step": "final step's defect at the finest N",
+    "weak floor": "W2 at the finest N",
 }
 #: the kinds that run the ladder of N (the others measure at one N)
 LADDER_KINDS = ("time gap", "floor", "order", "final step")
@@ -676,6 +789,7 @@ __all__ = [
     "LABELS",
     "LADDER_KINDS",
     "LADDER_ROWS",
+    "LAW_MEASURES",
     "MAIN",
     "MEASURE",
     "MEASURES",

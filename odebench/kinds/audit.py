@@ -306,9 +306,7 @@ def repro_scripts(reps: list, folder: Path) -> list[Path]:
     the scripts are made from what the cells already store."""
     from ..audit.repro import REPRO_DIR, write_scripts
 
-    explained = [
-        r for r in reps if r.counterfactuals.get("causes") and not r.facts.get("stochastic")
-    ]
+    explained = [r for r in reps if r.counterfactuals.get("causes")]
     return write_scripts(explained, Path(folder) / REPRO_DIR) if explained else []
 
 
