@@ -134,3 +134,22 @@ def test_stochastic_scripts_run_without_odebench_and_show_their_fix(ddim_trailin
     card = next(c for c in causes(ddim_trailing, "time gap")).before
     before, after = before_after(run_isolated(gap, "10,30,70", tmp_path))
     assert before == pytest.approx(card, rel=1e-3) and after < 1e-2
+
+
+def test_a_float64_state_that_rounds_the_response_away_says_the_test_cannot_judge():
+    """FlowMatchEuler with stochastic_sampling (audit_flow): re-noising the x0 prediction at
+    every step makes the output forget x_T, so even a float64 state rounds a 1e-9 change of
+    the start away (inf). The card says the test cannot judge the precision there."""
+    from odebench.audit.causes import Attempt, Cause, _score
+
+    state = next(k for k in KINDS if k.name == "float32 state")
+
+    def report(defect: float) -> AuditReport:
+        facts = {"linearity_defect": defect}
+        return AuditReport("x", [{"status": "ok", "steps": 50}], facts, {}, "v", [])
+
+    cause = Cause("float32 state: step() rounds the sample to float32", state, 0.87)
+    _score(cause, report(0.87), Attempt((get("float64-state"),), report(math.inf)))
+    assert not cause.removed_by
+    assert "float64-state inf" in cause.text()
+    assert "the output does not depend on x_T at this precision" in cause.text()

@@ -185,6 +185,13 @@ class Cause:
             return f"{change} with {probe.change}: {self.tail.get(probe.name, probe.cause)}{tail}"
         tried = ", ".join(f"{a.name} {_num(v)}" for a, v in self.numbers)
         out = f"none of the probes removes it ({k.label} {_num(self.before)}; {tried})"
+        vanished = [a for a, v in self.numbers if a.name == "float64-state" and v == math.inf]
+        if k.name == "float32 state" and vanished:
+            out += (
+                "; with a float64 state the response to the 1e-9 change vanishes entirely "
+                "(inf): the output does not depend on x_T at this precision (the sampler "
+                "forgets its start), so this test cannot judge the state's precision"
+            )
         singles = [(n, m) for n, m in self.moved.items() if " + " not in n]
         if singles:
             name, (t0, t1) = singles[0]

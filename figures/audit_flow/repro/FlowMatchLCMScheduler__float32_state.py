@@ -6,7 +6,10 @@ scheduler:  FlowMatchLCMScheduler, config {}
 finding:    float32 state: step() rounds the sample to float32 (response to a 1e-9
             perturbation of x_T is nonlinear by 8.6e-01; float64 gives ~1e-6)
 odebench:   none of the probes removes it (nonlinearity 0.86; float64-tables 0.81,
-            float64-state inf, float64-tables + float64-state inf)
+            float64-state inf, float64-tables + float64-state inf); with a float64 state the
+            response to the 1e-9 change vanishes entirely (inf): the output does not depend
+            on x_T at this precision (the sampler forgets its start), so this test cannot
+            judge the state's precision
 cause:      none of odebench's counterfactual probes removes it (their numbers above)
 fix:        none (no counterfactual removed it: it prints what was tried)
 Exact model outputs of data N(mu, diag(s2)); float64 latents; seeded noise.
