@@ -219,29 +219,41 @@ def assemble(spec: _Spec, tried: str) -> str:
     parts.append(tpl.MEASURE + _main(spec, on_ladder, retime))
     body = "".join(parts)
     values = {
-        "MEASURE": tpl.MEASURES[kind],
-        "LABEL": tpl.LABELS[kind],
-        "OUTPUT": output,
-        "SET": ", **SET_KWARGS" if iface.set_kwargs else "",
-        "STEP": ", **STEP_KWARGS" if spec.prep.step_args else "",
+        **_shared_values(spec, tpl.MEASURES[kind], on_ladder),
         "RETIME_CALL": ", times=state_times(n) if retime else None" if retime else "",
         "RETIME_TRUE": ", retime=True" if retime else "",
         "SLICE": "[:3]" if times else "",
         "GAP": "0.0 if retime else gap(make, n)" if retime else "gap(make, n)",
         "MEASURE_ARGS": (", steps" if on_ladder else "") + (", retime=False" if retime else ""),
+        "SIGMA_TIME": "1.0 - s" if iface.reverse else "s",
+    }
+    body = tpl.fill(body, values, strict=False)
+    return _head(body, on_ladder) + _constants(spec, runs, on_ladder or steps, tried) + body
+
+
+def _shared_values(spec: _Spec, measure: str, on_ladder: bool) -> dict[str, str]:
+    """The placeholders every script fills alike: its measure, label, path and arguments."""
+    iface = spec.iface
+    return {
+        "MEASURE": measure,
+        "LABEL": tpl.LABELS[spec.kind],
+        "OUTPUT": iface.kind,
+        "SET": ", **SET_KWARGS" if iface.set_kwargs else "",
+        "STEP": ", **STEP_KWARGS" if spec.prep.step_args else "",
         "STEPS": ", steps" if on_ladder else "",
         "FLOW_TIME": "1 - float(timestep) / T" if iface.reverse else "float(timestep) / T",
-        "SIGMA_TIME": "1.0 - s" if iface.reverse else "s",
         "VELOCITY": "-(b * (x - mean) / var - x0)"
         if iface.reverse
         else "b * (x - mean) / var - x0",
         "SIGN": "-" if float(iface.sign) < 0 else "",
     }
-    body = tpl.fill(body, values, strict=False)
+
+
+def _head(body: str, on_ladder: bool) -> str:
+    """The header docstring and the imports ``body`` uses (placeholders left to fill)."""
     head = tpl.HEAD.replace("{{USAGE}}", tpl.USAGE if on_ladder else "")
     imports = [m for m in ("copy", "math", "sys", "warnings") if m + "." in body]
-    head = head.replace("{{IMPORTS}}", "\n".join(f"import {m}" for m in imports))
-    return head + _constants(spec, runs, on_ladder or steps, tried) + body
+    return head.replace("{{IMPORTS}}", "\n".join(f"import {m}" for m in imports))
 
 
 def assemble_law(spec: _Spec, tried: str) -> str:
@@ -273,14 +285,9 @@ def assemble_law(spec: _Spec, tried: str) -> str:
     scaled = str(spec.report.facts.get("state_kind")) == "sigma-scaled"
     measure = tpl.LAW_MEASURES.get(kind) or tpl.MEASURES[kind]
     values = {
-        "MEASURE": measure,
-        "LABEL": tpl.LABELS[kind],
-        "OUTPUT": output,
-        "SET": ", **SET_KWARGS" if iface.set_kwargs else "",
-        "STEP": ", **STEP_KWARGS" if spec.prep.step_args else "",
+        **_shared_values(spec, measure, on_ladder),
         "MODEL_IN": f"({model_in}).to(DTYPE)",
         "MEASURE_ARGS": ", steps" if on_ladder else "",
-        "STEPS": ", steps" if on_ladder else "",
         "GAP": "gap(make, n)",
         "RETIME_TRUE": "",
         "SCALE_START": (
@@ -295,17 +302,9 @@ def assemble_law(spec: _Spec, tried: str) -> str:
             else ""
         ),
         "C_END": " * c_end" if scaled else "",
-        "FLOW_TIME": "1 - float(timestep) / T" if iface.reverse else "float(timestep) / T",
-        "VELOCITY": "-(b * (x - mean) / var - x0)"
-        if iface.reverse
-        else "b * (x - mean) / var - x0",
-        "SIGN": "-" if float(iface.sign) < 0 else "",
     }
     body = tpl.fill("".join(parts), values, strict=False)
-    head = tpl.HEAD.replace("{{USAGE}}", tpl.USAGE if on_ladder else "")
-    head = head.replace("exact end states.", "seeded noise.")
-    imports = [m for m in ("copy", "math", "sys", "warnings") if m + "." in body]
-    head = head.replace("{{IMPORTS}}", "\n".join(f"import {m}" for m in imports))
+    head = _head(body, on_ladder).replace("exact end states.", "seeded noise.")
     constants = _constants(spec, True, on_ladder, tried)
     if on_ladder:
         constants += "M = 4096  # seeded runs of a law (the audit's Monte Carlo sample)\n"
