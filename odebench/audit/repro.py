@@ -174,7 +174,7 @@ class _Spec:
 def assemble(spec: _Spec, tried: str) -> str:
     """A script's text for ``spec``: only the snippets (:data:`.repro_template.SNIPPETS`) its
     finding needs, their switches folded in; the header's placeholders left to fill."""
-    if spec.report.facts.get("stochastic") and spec.kind != "float32 table":
+    if spec.kind in tpl.LAW_MEASURES and spec.report.facts.get("stochastic"):
         return assemble_law(spec, tried)
     iface, kind, fixes = spec.iface, spec.kind, spec.fixes
     path, state = iface.interpolant, str(spec.report.facts.get("state_kind", "vp"))
@@ -228,7 +228,8 @@ def assemble(spec: _Spec, tried: str) -> str:
         "SIGMA_TIME": "1.0 - s" if iface.reverse else "s",
     }
     body = tpl.fill(body, values, strict=False)
-    return _head(body, on_ladder) + _constants(spec, runs, on_ladder or steps, tried) + body
+    head = _head(body, on_ladder, runs and bool(spec.report.facts.get("stochastic")))
+    return head + _constants(spec, runs, on_ladder or steps, tried) + body
 
 
 def _shared_values(spec: _Spec, measure: str, on_ladder: bool) -> dict[str, str]:
@@ -249,45 +250,43 @@ def _shared_values(spec: _Spec, measure: str, on_ladder: bool) -> dict[str, str]
     }
 
 
-def _head(body: str, on_ladder: bool) -> str:
+def _head(body: str, on_ladder: bool, stochastic: bool = False) -> str:
     """The header docstring and the imports ``body`` uses (placeholders left to fill)."""
     head = tpl.HEAD.replace("{{USAGE}}", tpl.USAGE if on_ladder else "")
+    if stochastic:
+        head = head.replace("exact end states.", "seeded noise.")
     imports = [m for m in ("copy", "math", "sys", "warnings") if m + "." in body]
     return head.replace("{{IMPORTS}}", "\n".join(f"import {m}" for m in imports))
 
 
 def assemble_law(spec: _Spec, tried: str) -> str:
-    """The script of a stochastic sampler's finding: its runs draw step()'s noise from a
-    seeded generator. A float32 state is the same response test with the same noise in every
-    run; a weak floor is W2 of M seeded runs to the exact law (as the audit's Monte Carlo
-    estimate); a time gap reads each input's exact law from designed noise rows."""
+    """The script of a stochastic sampler's finding read from its laws (a weak floor: W2 of
+    M seeded runs to the exact law, as the audit's Monte Carlo estimate; a time gap: each
+    input's exact law from designed noise rows). Its runs draw step()'s noise from a seeded
+    generator. (A float32 state or table is :func:`assemble`'s, the generator seeded.)"""
     iface, kind, fixes = spec.iface, spec.kind, spec.fixes
     snip, output = tpl.SNIPPETS, iface.kind
-    on_ladder = kind in ("weak floor", "time gap")
     parts = [snip["coeffs", iface.interpolant]]
     if kind == "time gap":
         parts.append(snip["time_of_ratio", iface.interpolant])
     parts.append(snip["model", "head"] + _model_body(output))
     parts.append(snip["original", ""])
-    parts.append(snip["run", "law" if on_ladder else "law-output"])
+    parts.append(snip["run", "law"])
     if kind == "weak floor":
         parts.append(snip["w2", ""])
     if kind == "time gap":
         parts += [snip["state_times", "law"], snip["gap", ""]]
-    if kind == "float32 state":
-        parts.append(snip["nonlinearity", ""])
     if any(n.startswith("float64") for n in fixes):
         parts.append(snip["Float64View", ""])
     parts.extend(_fix(n, spec) for n in fixes)
-    parts.append(tpl.MEASURE + _main(spec, on_ladder, False))
+    parts.append(tpl.MEASURE + _main(spec, True, False))
     scales = callable(getattr(spec.prep.cls, "scale_model_input", None))
     model_in = "sch.scale_model_input(state, timestep)" if scales else "state"
     scaled = str(spec.report.facts.get("state_kind")) == "sigma-scaled"
-    measure = tpl.LAW_MEASURES.get(kind) or tpl.MEASURES[kind]
     values = {
-        **_shared_values(spec, measure, on_ladder),
+        **_shared_values(spec, tpl.LAW_MEASURES[kind], True),
         "MODEL_IN": f"({model_in}).to(DTYPE)",
-        "MEASURE_ARGS": ", steps" if on_ladder else "",
+        "MEASURE_ARGS": ", steps",
         "GAP": "gap(make, n)",
         "RETIME_TRUE": "",
         "SCALE_START": (
@@ -304,10 +303,8 @@ def assemble_law(spec: _Spec, tried: str) -> str:
         "C_END": " * c_end" if scaled else "",
     }
     body = tpl.fill("".join(parts), values, strict=False)
-    head = _head(body, on_ladder).replace("exact end states.", "seeded noise.")
-    constants = _constants(spec, True, on_ladder, tried)
-    if on_ladder:
-        constants += "M = 4096  # seeded runs of a law (the audit's Monte Carlo sample)\n"
+    constants = _constants(spec, True, True, tried)
+    constants += "M = 4096  # seeded runs of a law (the audit's Monte Carlo sample)\n"
     facts = spec.report.facts
     if kind == "weak floor" and (facts.get("clip_sample") or facts.get("thresholding")):
         constants += (
@@ -315,7 +312,7 @@ def assemble_law(spec: _Spec, tried: str) -> str:
             "# than in odebench's rotated gaussian-lowrank, so W2 is larger than the card's;\n"
             "# the plateau and what removes it are the finding.\n"
         )
-    return head + constants + body
+    return _head(body, True, True) + constants + body
 
 
 def _model_body(output: str) -> str:
@@ -332,6 +329,7 @@ def _run(spec: _Spec, on_ladder: bool, times: bool, retime: bool, state: str, ou
     """run(): the pipeline loop, as the finding's measure calls it."""
     snip, iface = tpl.SNIPPETS, spec.iface
     scales = callable(getattr(spec.prep.cls, "scale_model_input", None))
+    seeded = bool(spec.report.facts.get("stochastic"))
     text = snip["run", "head"]
     if not on_ladder:
         text += snip["run", "shift"]
@@ -351,6 +349,8 @@ def _run(spec: _Spec, on_ladder: bool, times: bool, retime: bool, state: str, ou
     args = (", mu=MU, s2=S2" if times else "") + (", times=None" if retime else "")
     if not on_ladder:
         doc = "The output of the pipeline loop for n steps, its start shifted by shift * 1e-9."
+        if seeded:
+            doc += "\n    step()'s noise is seeded alike in every run."
     else:
         doc = (
             "The pipeline loop for n steps: (n, error against the exact end state, the last"
@@ -371,6 +371,9 @@ def _run(spec: _Spec, on_ladder: bool, times: bool, retime: bool, state: str, ou
         "MS": ", mu, s2" if times else "",
         "C_END": " * c_end" if state == "sigma-scaled" else "",
         "RUN_TAIL": ", seen, z" if times else "",
+        # a stochastic sampler: step()'s noise from a generator seeded alike in every run
+        "GEN_LINE": "    gen = torch.Generator().manual_seed(1)\n" if seeded else "",
+        "GEN": ", generator=gen" if seeded else "",
     }
     del iface
     return tpl.fill(text, values, strict=False)

@@ -180,10 +180,10 @@ def run(make, n{{RUN_ARGS}}):
         out = model(seen[-1], {{CALL_TIME}}{{MS}})
         state = sch.step(out, timestep, state{{STEP}}).prev_sample
 """,
-    ("run", "loop-output"): """    for timestep in steps:
+    ("run", "loop-output"): """{{GEN_LINE}}    for timestep in steps:
         t_call = time_of(timestep)
         out = model({{MODEL_IN}}, t_call)
-        state = sch.step(out, timestep, state{{STEP}}).prev_sample
+        state = sch.step(out, timestep, state{{STEP}}{{GEN}}).prev_sample
 """,
     (
         "run",
@@ -224,26 +224,6 @@ def run(make, n, mu=MU, s2=S2, m=M, rows=False):
         out = model(seen[-1], time_of(timestep), mu, s2)
         state = sch.step(out, timestep, state{{STEP}}, generator=gen).prev_sample
 {{C_END_LINE}}    return seen, state.to(DTYPE){{C_END}}
-''',
-    ("run", "law-output"): '''
-
-def run(make, n, shift=0.0):
-    """The output of the pipeline loop for n steps, its start shifted by shift * 1e-9; step()'s
-    noise from a generator seeded alike in every run."""
-    sch = make()
-    sch.set_timesteps(n{{SET}})
-    steps = list(sch.timesteps)
-    a0, b0 = coeffs(time_of(steps[0]))
-    z = torch.randn(16, 8, generator=torch.Generator().manual_seed(0), dtype=DTYPE)
-    state = a0 * torch.as_tensor(MU) + torch.as_tensor(np.sqrt(a0 * a0 * S2 + b0 * b0)) * z
-    if shift:  # a perturbation of size shift * 1e-9 relative
-        d = torch.randn(state.shape, generator=torch.Generator().manual_seed(7), dtype=DTYPE)
-        state = state + shift * 1e-9 * float(state.norm() / d.norm()) * d
-{{SCALE_START}}    gen = torch.Generator().manual_seed(1)
-    for timestep in steps:
-        out = model({{MODEL_IN}}, time_of(timestep))
-        state = sch.step(out, timestep, state{{STEP}}, generator=gen).prev_sample
-    return state.to(DTYPE)
 ''',
     ("w2", ""): '''
 

@@ -62,20 +62,23 @@ def original(**over):
 
 
 def run(make, n, shift=0.0):
-    """The output of the pipeline loop for n steps, its start shifted by shift * 1e-9; step()'s
-    noise from a generator seeded alike in every run."""
+    """The output of the pipeline loop for n steps, its start shifted by shift * 1e-9.
+    step()'s noise is seeded alike in every run."""
     sch = make()
     sch.set_timesteps(n)
     steps = list(sch.timesteps)
-    a0, b0 = coeffs(time_of(steps[0]))
+    t0 = time_of(steps[0])
+    a0, b0 = coeffs(t0)
     z = torch.randn(16, 8, generator=torch.Generator().manual_seed(0), dtype=DTYPE)
-    state = a0 * torch.as_tensor(MU) + torch.as_tensor(np.sqrt(a0 * a0 * S2 + b0 * b0)) * z
+    x = a0 * torch.as_tensor(MU) + torch.as_tensor(np.sqrt(a0 * a0 * S2 + b0 * b0)) * z
     if shift:  # a perturbation of size shift * 1e-9 relative
-        d = torch.randn(state.shape, generator=torch.Generator().manual_seed(7), dtype=DTYPE)
-        state = state + shift * 1e-9 * float(state.norm() / d.norm()) * d
+        d = torch.randn(x.shape, generator=torch.Generator().manual_seed(7), dtype=DTYPE)
+        x = x + shift * 1e-9 * float(x.norm() / d.norm()) * d
+    state = x
     gen = torch.Generator().manual_seed(1)
     for timestep in steps:
-        out = model((state).to(DTYPE), time_of(timestep))
+        t_call = time_of(timestep)
+        out = model(state.to(DTYPE), t_call)
         state = sch.step(out, timestep, state, generator=gen).prev_sample
     return state.to(DTYPE)
 
