@@ -11,7 +11,10 @@ to a loaded machine), the cells computed, and the total against the target of is
 committed study in at most 30 minutes in total with ``--workers 2`` on 2 cores). ``--csv
 PATH`` also writes the rows (study, seconds, cpu_seconds, cells, workers) and the total,
 written whole at the end through a temporary file: the source the docs cite. Exits 1 if a
-run fails.
+run fails. ``--in-place`` runs each study into its own output folder instead (regenerating
+its committed figures and timing that run at once, e.g. after a kind's version bump made
+every cached cell stale); a study any of whose cells came from the cache is then refused,
+since its time would not be that of a fresh run.
 Not a test: timings belong here, on a quiet machine; a loaded one inflates every number.
 """
 
@@ -55,30 +58,26 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def time_study(name: str, workers: int) -> tuple[float, float, int]:
+def time_study(name: str, workers: int, in_place: bool = False) -> tuple[float, float, int]:
     """(wall seconds, CPU seconds of the run and its workers, cells computed) of one fresh
-    run of studies/NAME.toml."""
+    run of studies/NAME.toml: into a temporary folder, or with ``in_place`` into the study's
+    own output folder (refused when a cell came from its cache)."""
     with tempfile.TemporaryDirectory(prefix=f"study-times-{name}-") as tmp:
-        command = [
-            sys.executable,
-            "-m",
-            "odebench.cli",
-            "run",
-            str(STUDIES / f"{name}.toml"),
-            "--out",
-            str(Path(tmp) / name),
-            "--workers",
-            str(workers),
-            "--no-progress",
-            "--yes",
-        ]
+        command = [sys.executable, "-m", "odebench.cli", "run", str(STUDIES / f"{name}.toml")]
+        command += [] if in_place else ["--out", str(Path(tmp) / name)]
+        command += ["--workers", str(workers), "--no-progress", "--yes"]
         start, cpu = time.perf_counter(), _children_cpu()
-        proc = subprocess.run(command, capture_output=True, text=True, cwd=tmp)
+        where = ROOT if in_place else tmp
+        proc = subprocess.run(command, capture_output=True, text=True, cwd=where)
         elapsed, cpu = time.perf_counter() - start, _children_cpu() - cpu
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["(no output)"]
         sys.exit(f"odebench run {name} failed (exit {proc.returncode}): {tail[0]}")
-    found = re.search(r"(\d+) cells?", proc.stdout + proc.stderr)
+    text = proc.stdout + proc.stderr
+    found = re.search(r"(\d+) cells?", text)
+    cached = re.search(r"(\d+) from cache", text)
+    if cached and int(cached.group(1)) > 0:
+        sys.exit(f"{name}: {cached.group(1)} cell(s) came from its cache: not a fresh run's time")
     return elapsed, cpu, int(found.group(1)) if found else -1
 
 
@@ -101,6 +100,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--studies", nargs="+", metavar="NAME", help="file stems in studies/")
     parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
     parser.add_argument("--csv", type=Path, help="also write the times to this CSV")
+    parser.add_argument(
+        "--in-place",
+        action="store_true",
+        help="run into each study's own output folder (regenerates it; no cached cell allowed)",
+    )
     args = parser.parse_args(argv)
     known = committed_studies()
     names = args.studies or known
@@ -111,7 +115,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--workers must be at least 1")
     rows = []
     for name in names:
-        seconds, cpu, cells = time_study(name, args.workers)
+        seconds, cpu, cells = time_study(name, args.workers, args.in_place)
         rows.append((name, seconds, cpu, cells))
         print(f"{name:28s} {seconds:8.1f} s  (CPU {cpu:8.1f} s)  {cells:5d} cells", flush=True)
     total = sum(r[1] for r in rows)

@@ -71,14 +71,35 @@ def dirac_start(problem, sched, noise: torch.Tensor):
     return start
 
 
+def _two_column_fit(u: torch.Tensor, v: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    """(c1, c2) minimising |y - c1 u - c2 v| (normal equations, every sum exactly rounded).
+
+    Deterministic to the bit, unlike LAPACK's least squares (``torch.linalg.lstsq`` on MKL
+    returned results 1e-14 apart for the same input from one call to the next, which moved
+    the audit's state times and errors in their last digits from run to run). The probe's
+    columns (its point mass and its noise) are far from parallel, so the normal equations
+    lose nothing a QR would keep at this size.
+    """
+    a, b, z = u.to(DTYPE).tolist(), v.to(DTYPE).tolist(), y.to(DTYPE).tolist()
+    g11 = math.fsum(p * p for p in a)
+    g12 = math.fsum(p * q for p, q in zip(a, b, strict=True))
+    g22 = math.fsum(q * q for q in b)
+    r1 = math.fsum(p * w for p, w in zip(a, z, strict=True))
+    r2 = math.fsum(q * w for q, w in zip(b, z, strict=True))
+    det = math.fsum((g11 * g22, -g12 * g12))
+    if det <= 0.0:
+        raise ValueError("the probe's point mass and noise are parallel: no fit")
+    return math.fsum((g22 * r1, -g12 * r2)) / det, math.fsum((g11 * r2, -g12 * r1)) / det
+
+
 def sigma_tilde_of_state(x: torch.Tensor, x0: torch.Tensor, noise: torch.Tensor) -> float:
     """sigma_tilde = c2 / c1 for a state x = c1 x0 + c2 noise of the Dirac probe (least
     squares over the batch); |c2| is used, so round-off around sigma = 0 reads as ~0; inf
     when c1 is round-off next to c2 (pure noise: flow matching's t = 1); nan when c1 < 0 (no
     longer a state of the probe's family)."""
-    a = torch.stack([x0.expand_as(noise).reshape(-1), noise.reshape(-1)], dim=1).to(DTYPE)
-    coef = torch.linalg.lstsq(a, x.reshape(-1, 1).to(DTYPE)).solution.flatten()
-    c1, c2 = float(coef[0]), float(coef[1])
+    c1, c2 = _two_column_fit(
+        x0.expand_as(noise).reshape(-1), noise.reshape(-1), x.reshape(-1).to(DTYPE)
+    )
     if abs(c1) <= 1e-12 * abs(c2):
         return math.inf
     return abs(c2) / c1 if c1 > 0 else math.nan
