@@ -47,6 +47,16 @@ def test_ode_only_probes_are_not_tried_on_a_stochastic_sampler(ddim_trailing):
         assert all(r["status"] == "ok" for r in attempt.report.rows), attempt.name
 
 
+def test_every_probe_keeps_the_seeded_noise(ddim_trailing):
+    """A probe's step() declares its base's signature, so the pipeline loop passes it the
+    seeded generator: its facts repeat (seeded_diff 0) instead of drawing from torch's global
+    generator (whose state depends on what ran before in the process)."""
+    assert ddim_trailing.facts["seeded_diff"] == 0.0
+    for attempt in ddim_trailing.counterfactuals["attempts"]:
+        assert attempt.report.facts.get("takes_generator"), attempt.name
+        assert attempt.report.facts["seeded_diff"] == 0.0, attempt.name
+
+
 def test_a_stochastic_float32_state_is_removed_by_a_float64_state_only():
     rep = audit_explained(
         "diffusers:EulerAncestralDiscreteScheduler",

@@ -45,6 +45,7 @@ read them from a :class:`Context`.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import inspect
@@ -168,16 +169,33 @@ class Probe:
         return self.make(scheduler, context)
 
 
+def _signed(base: type, methods: dict[str, Any]) -> dict[str, Any]:
+    """``methods``, each override (one not made by ``functools.wraps``, whose signature is
+    already its base's) declaring the signature of the method of ``base`` it overrides. The
+    pipeline loop passes ``generator=`` only to a ``step()`` whose signature names it; an
+    override taking ``*args, **kwargs`` lost the seeded noise, and a stochastic card's facts
+    then drew from torch's global generator and moved with what the process had run."""
+    out = dict(methods)
+    for name, method in out.items():
+        own = getattr(base, name, None)
+        if callable(method) and callable(own) and not hasattr(method, "__wrapped__"):
+            # a builtin without a signature keeps the override's own
+            with contextlib.suppress(TypeError, ValueError):
+                method.__signature__ = inspect.signature(own)
+    return out
+
+
 def subclass(sch: Any, tag: str, methods: dict[str, Any]) -> Any:
     """``sch`` re-typed as a run-time subclass of its class overriding ``methods``."""
     base = type(sch)
-    sch.__class__ = type(f"{base.__name__}+{tag}", (base,), dict(methods))
+    sch.__class__ = type(f"{base.__name__}+{tag}", (base,), _signed(base, methods))
     return sch
 
 
 def rebuild(sch: Any, config: dict[str, Any], tag: str, methods: dict[str, Any], view=False):
     """A fresh instance of a run-time subclass of ``sch``'s class built from ``config``."""
-    cls = type(f"{type(sch).__name__}+{tag}", (type(sch),), dict(methods))
+    base = type(sch)
+    cls = type(f"{base.__name__}+{tag}", (base,), _signed(base, methods))
     config = {k: v for k, v in config.items() if not k.startswith("_")}
     view = view or getattr(cls, "_cf_float64", False)  # a float64-tables class stays one
     with float64_view(cls) if view else _nothing():

@@ -348,7 +348,9 @@ KIND = StudyKind(
     # 3: stochastic samplers get weak / strong orders (stochastic_ladder), not an ODE ladder
     # 5: stochastic cards fall back to a Monte Carlo weak error (clipped samplers)
     # 6: the Dirac probe's fit in exactly rounded sums, not MKL's lstsq, which returned
-    #    results 1e-14 apart from call to call: state times and errors repeat to the bit
+    #    results 1e-14 apart from call to call: state times and errors repeat to the bit;
+    #    a probe's step() keeps the seeded generator (its stochastic facts drew from torch's
+    #    global generator before, and moved with what the process had run)
     version="6",
     summarize=summarize,
     plot=plot,
