@@ -21,9 +21,8 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
+import io
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -31,7 +30,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from odebench.study.cache import new_file_mode
+from odebench.study.cache import atomic_write_text
 
 
 def best_ms(fn: Callable[[], object], repeats: int, inner: int = 5) -> float:
@@ -139,14 +138,11 @@ def reference_rows() -> list[dict]:
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, list(rows[0]), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-    os.chmod(tmp, new_file_mode())
-    os.replace(tmp, path)
+    text = io.StringIO()
+    writer = csv.DictWriter(text, list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, text.getvalue())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -139,13 +139,9 @@ def _family_error(claim: Claim, setup: Setup, x_T, t0, t1, nfe, target) -> tuple
         _tensor_key(x_T),
         _tensor_key(target),
     )
-    cache = getattr(setup, "family_errors", None)
-    if cache is not None and key in cache:
-        return cache[key]
-    result = _solve_family(claim, setup, x_T, t0, t1, nfe, target)
-    if cache is not None:
-        cache[key] = result
-    return result
+    if key not in setup.family_errors:
+        setup.family_errors[key] = _solve_family(claim, setup, x_T, t0, t1, nfe, target)
+    return setup.family_errors[key]
 
 
 def _solve_family(claim: Claim, setup: Setup, x_T, t0, t1, nfe, target) -> tuple[float, int]:
