@@ -95,3 +95,28 @@ def test_family_error_is_solved_once_per_distinct_input(monkeypatch):
         assert got == solve(claim, setup, x, t0, t1, nfe, tgt)
     assert len(calls) == 1 + len(other)
     assert first[1] > 0 and math.isfinite(first[0])
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    steps=st.integers(5, 700),
+    wobble=st.lists(st.floats(-1e-12, 1e-12), min_size=2, max_size=2),
+    target=st.floats(0.02, 0.9),
+)
+def test_the_mid_state_is_the_last_input_at_the_nearest_time(steps, wobble, target):
+    """Heun feeds the model a predictor and then the corrected state at the same time; the
+    state is the later input, whatever the round-off in the two estimated times."""
+    grid = [1.0 - k / steps for k in range(steps + 1)]
+    times, owner = [], []
+    for k, t in enumerate(grid[:-1]):
+        if k > 0:  # the corrector's input (a stage) at t, then the step's state at t
+            times.append(t + wobble[0])
+            owner.append(("stage", k))
+        times.append(t + wobble[1])
+        owner.append(("state", k))
+    near = min(range(len(grid) - 1), key=lambda k: abs(grid[k] - target))
+    got = measure.nearest_state(times, target, 1000)
+    assert owner[got] == ("state", near)
+    # non-finite times (inputs the probe could not place) are never chosen
+    assert measure.nearest_state([math.nan, *times, math.nan], target, 1000) == got + 1
+    assert measure.nearest_state([math.nan, math.inf], target, 1000) is None

@@ -220,11 +220,7 @@ def measure_rung(
         ),
         None,
     )
-    k_mid = min(
-        range(len(state_t)),
-        key=lambda k: abs(state_t[k] - MID) if math.isfinite(state_t[k]) else math.inf,
-        default=None,
-    )
+    k_mid = nearest_state(state_t, MID, T)
     k_first = next(
         (
             k
@@ -259,6 +255,20 @@ def measure_rung(
     if k_first is not None and t_first < t0:
         row["err_first"] = rms_error(main.inputs[k_first], ref.at(t_first))
     return row
+
+
+def nearest_state(state_t: Sequence[float], target: float, T: int) -> int | None:
+    """Index of the model input at the time nearest ``target``; of the inputs at that time
+    (within ``probes.SNAP / T``), the last. A two-stage step (Heun) feeds the model its
+    predictor and then, next step, the corrected state at the same time: the state is the
+    later one. Picking the nearer of the two by the round-off in their estimated times made
+    ``err_mid`` a coin toss between a stage's error and the state's. None without a finite
+    time."""
+    finite = [k for k, t in enumerate(state_t) if math.isfinite(t)]
+    if not finite:
+        return None
+    t_near = state_t[min(finite, key=lambda k: abs(state_t[k] - target))]
+    return max(k for k in finite if abs(state_t[k] - t_near) * T <= probes.SNAP)
 
 
 def _init_scale(base: Trace, setup: Setup) -> float:

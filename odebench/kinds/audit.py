@@ -351,7 +351,9 @@ KIND = StudyKind(
     #    results 1e-14 apart from call to call: state times and errors repeat to the bit;
     #    a probe's step() keeps the seeded generator (its stochastic facts drew from torch's
     #    global generator before, and moved with what the process had run)
-    version="6",
+    # 7: the mid state is the last model input at the time nearest MID: a Heun step's
+    #    corrected state, never its predictor stage, whatever the round-off in their times
+    version="7",
     summarize=summarize,
     plot=plot,
     description="report cards of third-party samplers (diffusers), measured from outside",

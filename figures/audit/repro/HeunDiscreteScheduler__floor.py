@@ -8,11 +8,11 @@ finding:    error floor 7.6e-05 at the finest N (final step: the same step from 
 odebench:   error floor 7.6e-05 -> 1.2e-05 with the last step by the exact flow: the last
             step, from t = 0.001 to t = 0, makes the error (it adds 1.2e-04 at N = 700); it
             is the same step at every fine N (smallest sigma to the end); the steps before
-            keep order 2.35 (nominal 2) up to t = 0.1: the ODE's singularity at t = 0 (sigma
+            keep order 2.04 (nominal 2) up to t = 0.1: the ODE's singularity at t = 0 (sigma
             ~ sqrt(t)) costs the order there, not a bug in step()
 cause:      the last step, from t = 0.001 to t = 0, makes the error (it adds 1.2e-04 at N =
             700); it is the same step at every fine N (smallest sigma to the end); the steps
-            before keep order 2.35 (nominal 2) up to t = 0.1: the ODE's singularity at t = 0
+            before keep order 2.04 (nominal 2) up to t = 0.1: the ODE's singularity at t = 0
             (sigma ~ sqrt(t)) costs the order there, not a bug in step()
 fix:        the last step by the exact flow (odebench's counterfactual, inline)
 Exact model outputs of data N(mu, diag(s2)); float64 latents; exact end states.

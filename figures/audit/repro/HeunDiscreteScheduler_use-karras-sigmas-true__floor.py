@@ -8,11 +8,11 @@ finding:    error floor 8.4e-05 at the finest N (final step: the same step from 
             t=0 at every N adds 1.2e-04)
 odebench:   error floor 8.4e-05 -> 2.5e-05 with the last step by the exact flow: the last
             step, from t = 0.00102 to t = 0, makes the error (it adds 1.2e-04 at N = 700);
-            the steps before keep order 2.02 (nominal 2) up to t = 0.1: the ODE's
+            the steps before keep order 2.09 (nominal 2) up to t = 0.1: the ODE's
             singularity at t = 0 (sigma ~ sqrt(t)) costs the order there, not a bug in
             step()
 cause:      the last step, from t = 0.00102 to t = 0, makes the error (it adds 1.2e-04 at N
-            = 700); the steps before keep order 2.02 (nominal 2) up to t = 0.1: the ODE's
+            = 700); the steps before keep order 2.09 (nominal 2) up to t = 0.1: the ODE's
             singularity at t = 0 (sigma ~ sqrt(t)) costs the order there, not a bug in
             step()
 fix:        the last step by the exact flow (odebench's counterfactual, inline)

@@ -8,7 +8,7 @@ odebench:   error floor 9.0e-07 -> 4.8e-07 with a float64 state + the last step 
             flow together (float64-state + exact-final-step; no single probe removes it:
             float64-state 7.6e-07, exact-final-step 9.3e-07 alone)
 cause:      float32 rounding inside step(); the last step, from t = 0.001 to t = 0, makes
-            the error (it adds 1.2e-06 at N = 700); the steps before keep order 2.07 up to t
+            the error (it adds 1.2e-06 at N = 700); the steps before keep order 1.97 up to t
             = 0.1
 fix:        a float64 state + the last step by the exact flow (odebench's counterfactual,
             inline)

@@ -8,10 +8,10 @@ finding:    error floor 9.9e-05 at the finest N (final step: the same step from 
 odebench:   error floor 9.9e-05 -> 3.4e-06 with the last step by the exact flow: the last
             step, from t = 0.00893 to t = 0, makes the error (it adds 9.5e-05 at N = 700);
             it is the same step at every fine N (smallest sigma to the end); the steps
-            before keep order 2.01 up to t = 0.1
+            before keep order 2.02 up to t = 0.1
 cause:      the last step, from t = 0.00893 to t = 0, makes the error (it adds 9.5e-05 at N
             = 700); it is the same step at every fine N (smallest sigma to the end); the
-            steps before keep order 2.01 up to t = 0.1
+            steps before keep order 2.02 up to t = 0.1
 fix:        the last step by the exact flow (odebench's counterfactual, inline)
 Exact model outputs of data N(mu, diag(s2)); float64 latents; exact end states.
 Usage: python <this file> [N1,N2,...]  (N among LADDER's; default: all)
