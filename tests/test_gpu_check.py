@@ -128,3 +128,16 @@ def test_gpu_check_refuses_a_missing_gpu(tmp_path, capsys):
     gpu_check = load_script("gpu_check")
     assert gpu_check.main(["--device", "cuda", "--out", str(tmp_path)]) == 2
     assert "no CUDA device" in capsys.readouterr().err
+
+
+def test_the_profile_script_accounts_for_the_orders_cell(tmp_path, capsys):
+    """scripts/profile_gpu_orders.py on the CPU: its cell's rows, and profiles that see both
+    the network and the reference around it."""
+    profile = load_script("profile_gpu_orders")
+    assert profile.main(["--network", "gmm-2d-mlp", "--device", "cpu", "--out", str(tmp_path)]) == 0
+    rows = pd.read_csv(tmp_path / "orders-gmm-2d-mlp.csv")
+    assert sorted(rows["steps"].unique()) == [50, 100]  # the first two step counts
+    cumulative = (tmp_path / "profile_orders_cumtime.txt").read_text()
+    assert "network.py" in cumulative and "reference.py" in cumulative
+    cell, network = map(float, re.findall(r"([\d.]+) s", capsys.readouterr().out)[:2])
+    assert 0 < network <= cell

@@ -17,7 +17,7 @@ from mkdocs.structure.files import File, Files
 ROOT = Path(__file__).resolve().parents[2]
 FIGURES = ROOT / "figures"
 # Markdown tables under figures/ are data, not pages: they are named, not served.
-SERVED = {".png", ".svg", ".csv", ".json", ".log"}
+SERVED = {".png", ".svg", ".csv", ".json", ".log", ".txt"}
 
 
 def on_files(files: Files, config) -> Files:
