@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import odebench as ob
@@ -221,3 +221,49 @@ def test_one_time_in_floats_gives_the_batched_bits(make):
     tg = torch.tensor(0.3, dtype=D, requires_grad=True)
     sched._log_alpha_bar(tg).backward()
     assert float(tg.grad) == pytest.approx(-float(sched._beta(torch.tensor(0.3, dtype=D))))
+
+
+def _bisect_80(f, target: float, lo: float, hi: float) -> float:
+    """The scalar bisection as it was: all 80 iterations, then the ends."""
+    a, b = lo, hi
+    for _ in range(80):
+        mid = 0.5 * (a + b)
+        a, b = (mid, b) if f(mid) > target else (a, mid)
+    out = 0.5 * (a + b)
+    out = lo if target >= f(lo) else out
+    return hi if target <= f(hi) else out
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    target=st.floats(-3.0, 3.0),
+    lo=st.floats(0.0, 0.5),
+    width=st.floats(1e-300, 1.0),
+    steps=st.integers(1, 50),
+    shape=st.sampled_from(["smooth", "stairs", "flat", "nan"]),
+)
+def test_the_scalar_bisection_stops_early_on_the_same_bits(target, lo, width, steps, shape):
+    """Stopping once no iteration can move an end gives the 80-iteration root to the last bit,
+    also for step functions (ties with the target) and a NaN stretch (no comparison holds)."""
+    from odebench.schedules.base import bisect_decreasing_scalar
+
+    hi = lo + width
+    f = {
+        "smooth": lambda t: 1.0 - 2.0 * t,
+        "stairs": lambda t: -math.floor(t * steps) / steps,
+        "flat": lambda t: 0.0,
+        "nan": lambda t: math.nan if 0.2 < t < 0.3 else 1.0 - t,
+    }[shape]
+    got = bisect_decreasing_scalar(f, target, lo, hi)
+    want = _bisect_80(f, target, lo, hi)
+    assert got == want or (math.isnan(got) and math.isnan(want))
+
+
+def test_a_discrete_schedule_pickles_after_inverting_a_time():
+    """The float closure the inverse caches is left out of a pickle and made again."""
+    import pickle
+
+    sched = ob.schedules.get("ddpm-linear-1000")
+    t = sched._t_from_lambda(torch.tensor(0.3, dtype=D))
+    again = pickle.loads(pickle.dumps(sched))
+    assert torch.equal(again._t_from_lambda(torch.tensor(0.3, dtype=D)), t)

@@ -228,14 +228,21 @@ def bisect_decreasing(f, target: torch.Tensor, lo: float, hi: float) -> torch.Te
 def bisect_decreasing_scalar(f, target: float, lo: float, hi: float) -> float:
     """:func:`bisect_decreasing` for one target with a float function ``f``: the same
     iterations in the same float64 operations, so the same root to the last bit, without a
-    tensor operation per iteration (an adaptive reference inverts one time per evaluation)."""
+    tensor operation per iteration (an adaptive reference inverts one time per evaluation).
+
+    It stops early where no later iteration could move an end: once the midpoint equals an end
+    the loop itself set (f(a) > target was seen at a, not f(b) > target at b), every later
+    midpoint is that end again and leaves both ends as they are (about 55 of the 80 on [0, 1])."""
     a, b = lo, hi
+    a_set = b_set = False
     for _ in range(80):
         mid = 0.5 * (a + b)
+        if (mid == a and a_set) or (mid == b and b_set):
+            break
         if f(mid) > target:
-            a = mid
+            a, a_set = mid, True
         else:
-            b = mid
+            b, b_set = mid, True
     out = 0.5 * (a + b)
     if target >= f(lo):
         out = lo
