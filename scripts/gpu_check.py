@@ -29,6 +29,7 @@ reference tolerances so that the test suite runs the whole script on the CPU in 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import platform
 import statistics
@@ -294,9 +295,23 @@ def network_studies(network: str, device: str, small: bool, out: Path) -> dict:
     }
 
 
+def code_digest(root: Path) -> str:
+    """SHA-256 of the code that ran: every ``odebench/**/*.py`` and this script, by relative
+    path and content. A copy of the tree on another machine (whose git base may be an older
+    commit with the changes unstaged) names its code by this, and the same function run on
+    a checkout of a commit says whether that commit is the code that ran."""
+    digest = hashlib.sha256()
+    files = [*sorted((root / "odebench").rglob("*.py")), root / "scripts" / "gpu_check.py"]
+    for path in files:
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
 def source_commit() -> dict:
-    """The git commit the script runs from, and whether the tree differs from it (None where
-    there is no git repository, e.g. a copy of the tree without .git)."""
+    """The git commit the script runs from, whether the tree differs from it (None where
+    there is no git repository, e.g. a copy of the tree without .git), and the digest of the
+    code itself (``code_digest``)."""
     root = Path(__file__).resolve().parents[1]
 
     def git(*args: str) -> str | None:
@@ -310,7 +325,8 @@ def source_commit() -> dict:
 
     head = git("rev-parse", "HEAD")
     changed = git("status", "--porcelain", "--untracked-files=no")
-    return {"commit": head, "modified": None if changed is None else bool(changed)}
+    modified = None if changed is None else bool(changed)
+    return {"commit": head, "modified": modified, "code_sha256": code_digest(root)}
 
 
 class Log:
@@ -334,6 +350,7 @@ def print_report(report: dict, say: Log) -> None:
         f"batch: {report['batch']}  UNet parameters: {report['unet_parameters'] / 1e6:.1f}M  "
         f"commit: {report['source']['commit']}"
         + ("  (modified tree)" if report["source"]["modified"] else "")
+        + f"  code: {report['source']['code_sha256'][:16]}"
     )
     base = next(r for r in timings if r["solver"] == "ddim")["ms_per_nfe"]
     say(f"{'solver':<24}{'steps':>6}{'NFE':>6}{'seconds':>10}{'ms/NFE':>9}{'vs ddim':>9}")

@@ -141,3 +141,23 @@ def test_the_profile_script_accounts_for_the_orders_cell(tmp_path, capsys):
     assert "network.py" in cumulative and "reference.py" in cumulative
     cell, network = map(float, re.findall(r"([\d.]+) s", capsys.readouterr().out)[:2])
     assert 0 < network <= cell
+
+
+def test_the_report_names_its_code_by_a_digest(small_run, tmp_path):
+    """The code's SHA-256 (what a copied tree on a GPU machine can name its code by): the
+    digest of this checkout, and another for a copy with one byte changed."""
+    import shutil
+    from pathlib import Path
+
+    gpu_check, report, _ = small_run
+    root = Path(gpu_check.__file__).resolve().parents[1]
+    digest = report["source"]["code_sha256"]
+    assert re.fullmatch(r"[0-9a-f]{64}", digest) and digest == gpu_check.code_digest(root)
+    copy = tmp_path / "tree"
+    shutil.copytree(root / "odebench", copy / "odebench", ignore=shutil.ignore_patterns("*.pyc"))
+    (copy / "scripts").mkdir()
+    shutil.copy(root / "scripts" / "gpu_check.py", copy / "scripts")
+    assert gpu_check.code_digest(copy) == digest
+    target = copy / "odebench" / "solvers" / "__init__.py"
+    target.write_text(target.read_text() + "\n")
+    assert gpu_check.code_digest(copy) != digest
