@@ -99,7 +99,9 @@ class DiscreteSchedule(VPSchedule):
         f = self.__dict__.get("_float_fn")
         if f is not None:
             return f
-        knots_t, knots, coef = self._float_tables()
+        knots_t, knots = self.knots_t.tolist(), self.knots_log_alpha_bar.tolist()
+        cubic_table = self.interpolation == "cubic"
+        coef = [tuple(c) for c in self._coef.T.tolist()] if cubic_table else []
         T, last = self.T, self.T - 1
 
         def linear(t: float) -> float:
@@ -112,21 +114,12 @@ class DiscreteSchedule(VPSchedule):
             c0, c1, c2, c3 = coef[j]
             return ((c0 * dt + c1) * dt + c2) * dt + c3
 
-        f = linear if self.interpolation == "linear" else cubic
+        f = cubic if cubic_table else linear
         self.__dict__["_float_fn"] = f
         return f
 
     # one time (a 0-d tensor) takes the float path: the same bits
     _log_alpha_bar = one_time_in_floats(_log_alpha_bar_tensor, _log_alpha_bar_float)
-
-    def _float_tables(self) -> tuple[list[float], list[float], list[tuple[float, ...]]]:
-        tables = self.__dict__.get("_floats")
-        if tables is None:
-            cubic = self.interpolation == "cubic"
-            coef = [tuple(c) for c in self._coef.T.tolist()] if cubic else []
-            tables = (self.knots_t.tolist(), self.knots_log_alpha_bar.tolist(), coef)
-            self.__dict__["_floats"] = tables
-        return tables
 
     def _t_from_log_alpha_bar(self, log_abar: torch.Tensor) -> torch.Tensor:
         """The generic bisection; for one time (an adaptive solve's every evaluation) in
