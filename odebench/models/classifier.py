@@ -38,6 +38,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .._digits import digits_arrays
 from .loading import apply_state_dict, load_state_dict, read_card, sha256
 
 #: Folder of the shipped classifier (read at call time, so tests can point it elsewhere).
@@ -106,13 +107,9 @@ def digits_dataset(dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor, to
 
     Needs scikit-learn (the data ship with it; nothing is downloaded).
     """
-    try:
-        from sklearn.datasets import load_digits
-    except ImportError:
-        raise ValueError("the digits data need scikit-learn (pip install scikit-learn)") from None
-    digits = load_digits()
-    images = torch.as_tensor(digits.images.reshape(-1, 64), dtype=torch.float64) / 8.0 - 1.0
-    labels = torch.as_tensor(digits.target, dtype=torch.int64)
+    pixels, target = digits_arrays()
+    images = torch.tensor(pixels, dtype=torch.float64) / 8.0 - 1.0
+    labels = torch.tensor(target, dtype=torch.int64)
     return images.to(dtype), labels
 
 

@@ -11,6 +11,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from .._digits import digits_arrays
 from .._tensor import DTYPE
 from ..schedules import Schedule
 from .base import Problem
@@ -81,17 +82,11 @@ def digits_data(schedule: Schedule | str = "ddpm-linear-1000") -> GaussianMixtur
     images (with the "ddpm-linear-1000" table), so studies can run it against known marginals.
     Needs scikit-learn (the data ship with it; nothing is downloaded).
     """
-    try:
-        from sklearn.datasets import load_digits
-    except ImportError:
-        raise ValueError(
-            "the digits-data problem needs scikit-learn (pip install scikit-learn)"
-        ) from None
-    digits = load_digits()
-    images = torch.as_tensor(digits.images.reshape(-1, 64), dtype=DTYPE) / 8.0 - 1.0
+    pixels, labels = digits_arrays()
+    images = torch.tensor(pixels, dtype=DTYPE) / 8.0 - 1.0
     k = images.shape[0]
     mix = GaussianMixture(images, torch.zeros(k, dtype=DTYPE), None, schedule, name="digits-data")
-    mix.classes = torch.as_tensor(digits.target, dtype=torch.int64)  # the digit 0..9 of each
+    mix.classes = torch.tensor(labels, dtype=torch.int64)  # the digit 0..9 of each
     return mix
 
 
