@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 import odebench as ob
 from odebench.kinds.quality import gaussian_pushforward, start_law
 from odebench.metrics.distribution import (
+    FrechetTo,
     floor_of,
     frechet,
     gaussian_w2,
@@ -23,6 +24,7 @@ from odebench.metrics.distribution import (
     mixture_moments,
     mmd2,
     mmd2_estimate,
+    narrow_factor,
     nll_estimate,
     psd_factor,
     random_directions,
@@ -86,6 +88,44 @@ def test_w2_keeps_digits_when_the_laws_are_close():
     got = gaussian_w2(torch.zeros(8), f + pert, torch.zeros(8), f)
     # W2 <= |pert|_F (the identity coupling), and it is the same order of magnitude
     assert 1e-11 < got <= float(pert.norm()) * (1 + 1e-6)
+
+
+@settings(max_examples=30, deadline=None)
+@given(d=st.integers(1, 6), extra=st.integers(-3, 12), seed=st.integers(0, 2**16))
+def test_narrow_factor_keeps_the_covariance(d, extra, seed):
+    g = torch.Generator().manual_seed(seed)
+    wide = torch.randn(d, max(1, d + extra), generator=g, dtype=D)
+    narrow = narrow_factor(wide)
+    assert narrow.shape == (d, min(d, wide.shape[1]))
+    scale = float((wide @ wide.T).abs().max())
+    assert torch.allclose(narrow @ narrow.T, wide @ wide.T, rtol=0, atol=1e-13 * scale)
+    if wide.shape[1] <= d:  # already narrow: the same tensor's values
+        assert torch.equal(narrow, wide)
+
+
+@pytest.mark.parametrize("width", [3, 5, 40])
+def test_frechet_to_equals_frechet(width):
+    """Narrowed or not, the target scores every sample as frechet does (to round-off); a
+    factor as wide as d is used as it is, bit for bit."""
+    g = torch.Generator().manual_seed(width)
+    d = 5
+    factor = torch.randn(d, width, generator=g, dtype=D) / math.sqrt(width)
+    mean = torch.randn(d, generator=g, dtype=D)
+    target = FrechetTo(mean, factor)
+    for n in (8, 50):
+        x = torch.randn(n, d, generator=g, dtype=D) * 0.7 + 0.2
+        want = frechet(x, mean, factor)
+        if width <= d:
+            assert target(x) == want
+        else:
+            assert target(x) == pytest.approx(want, rel=1e-12)
+
+
+def test_frechet_to_refuses_a_bad_target():
+    with pytest.raises(ValueError, match="d rows"):
+        FrechetTo(torch.zeros(3, dtype=D), torch.eye(4, dtype=D))
+    with pytest.raises(ValueError, match="finite"):
+        FrechetTo(torch.tensor([0.0, math.nan], dtype=D), torch.eye(2, dtype=D))
 
 
 def test_mixture_moments_match_monte_carlo():

@@ -200,6 +200,45 @@ def frechet(x: torch.Tensor, mean: torch.Tensor, cov_factor: torch.Tensor) -> fl
     return gaussian_w2(x.mean(0), factor, mean, cov_factor) ** 2
 
 
+def narrow_factor(factor: torch.Tensor) -> torch.Tensor:
+    """A factor of the same covariance L L^T at most d columns wide: a d x w factor with
+    w > d (e.g. the centred data, one column per point) becomes R^T, d x d, from the QR
+    decomposition L^T = Q R (so L L^T = R^T Q^T Q R = R^T R); a narrower one is returned as it
+    is. W2 and the Frechet distance depend on the factor only through L L^T.
+    """
+    factor = torch.as_tensor(factor, dtype=DTYPE)
+    if factor.ndim != 2:
+        raise ValueError(f"a covariance factor must be a matrix, got shape {tuple(factor.shape)}")
+    if factor.shape[1] <= factor.shape[0]:
+        return factor
+    return torch.linalg.qr(factor.T, mode="r").R.T
+
+
+class FrechetTo:
+    """:func:`frechet` to a fixed N(mean, L L^T): the target checked, and its factor narrowed
+    to d x d (:func:`narrow_factor`), once.
+
+    With the 1797 digits' features as the factor (64 x 1797), each score otherwise takes the
+    SVD of a 1797 x n matrix: 420 ms for n = 1000 samples against 6 ms narrowed. The value is
+    the same up to round-off (the factor's covariance to about 1e-14 relative).
+    """
+
+    def __init__(self, mean: torch.Tensor, cov_factor: torch.Tensor) -> None:
+        self.mean = torch.as_tensor(mean, dtype=DTYPE).reshape(-1)
+        factor = torch.as_tensor(cov_factor, dtype=DTYPE)
+        if factor.ndim != 2 or factor.shape[0] != self.mean.shape[0]:
+            raise ValueError(
+                f"frechet: a mean of length d and a factor with d rows expected, got "
+                f"{tuple(self.mean.shape)} and {tuple(factor.shape)}"
+            )
+        if not (bool(torch.isfinite(self.mean).all()) and bool(torch.isfinite(factor).all())):
+            raise ValueError("frechet: the target's mean and factor must be finite")
+        self.factor = narrow_factor(factor)
+
+    def __call__(self, x: torch.Tensor) -> float:
+        return frechet(x, self.mean, self.factor)
+
+
 def sliced_w2(x: torch.Tensor, y: torch.Tensor, directions: torch.Tensor) -> float:
     """Squared sliced W2 between two equal-size samples along unit ``directions`` (d, P).
 
