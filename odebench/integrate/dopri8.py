@@ -97,7 +97,8 @@ def dop853(
 
     def f(v: float, y_flat: torch.Tensor) -> torch.Tensor:
         counter[0] += 1
-        return fun(v, y_flat.reshape(shape)).reshape(-1).to(y_flat.dtype)
+        out = fun(v, y_flat.view(shape)).reshape(-1)
+        return out if out.dtype == y_flat.dtype else out.to(y_flat.dtype)
 
     v, v_end = grid[0], grid[-1]
     fv = f(v, y)

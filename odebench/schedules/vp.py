@@ -87,6 +87,15 @@ class VPSchedule(Schedule):
     def _t_from_lambda(self, lam):
         return self._t_from_log_alpha_bar(-F.softplus(-2.0 * lam))
 
+    def t_from_lambda_float(self, lam: float) -> float:
+        """t at one lambda, as a float, for a caller that inverts one time per evaluation (the
+        device reference, ``odebench.integrate.pf``). This generic form is ``t_from_lambda``;
+        tables override it with a faster inverse that agrees with it to round-off, not to the
+        bit, so the CPU references, which use ``t_from_lambda``, are not touched."""
+        return float(
+            self._t_from_lambda(torch.tensor(lam, dtype=torch.float64)).clamp(self.t_lo, self.t_hi)
+        )
+
     # -- public API (the VP forms, evaluated from log abar for full accuracy near t = 0) ---------
     def log_alpha_bar(self, t: torch.Tensor | float) -> torch.Tensor:
         return self._log_alpha_bar(self._t(t))
