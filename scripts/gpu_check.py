@@ -18,7 +18,10 @@ It runs, on ``--device``:
    DOP853 of ``odebench.integrate`` on the network's device off the CPU, scipy on the CPU).
    Every network evaluation is timed (``odebench.models.timing``, synchronized on CUDA), so
    the script prints the share of each cell's wall time spent inside the network (target on a
-   GPU: at least 90%) and how many evaluations the reference and the solvers made.
+   GPU: at least 90%) and how many evaluations the reference and the solvers made. A helper
+   thread samples the cell's stack every 2 ms (``sampled_host_time``) and files each sample
+   under the network or the part of odebench it was in (schedule, integrator, solvers,
+   metrics, loading, ...): where the rest of the wall time went, without a profiler.
 
 It prints the tables and writes ``gpu_check.json`` (timings, environment, the git commit,
 the cells' rows and summaries), ``gpu_check.log`` (the printed lines) and each cell's CSV to
@@ -242,19 +245,23 @@ def network_specs(network: str, device: str, small: bool) -> dict[str, dict]:
     }
 
 
+#: Seconds between the stack samples that say where a cell's time outside the network goes.
+HOST_INTERVAL = 0.002
+
+
 def run_network_study(spec: dict, out: Path) -> dict:
     """One study cell run as the runner runs it (the kind's ``run_cell`` on the cell config
     ``expand_cells`` makes; no cache, so it is timed afresh), with every network evaluation
     timed (``odebench.models.timing``); its rows and summary written to ``out``."""
     import pandas as pd
 
-    from odebench.models.timing import timed_networks
+    from odebench.models.timing import sampled_host_time, timed_networks
     from odebench.study import expand_cells, get, parse_study
 
     parsed = parse_study(spec)
     kind = get(parsed.kind)
     (config,) = expand_cells(parsed, kind)
-    with timed_networks(CALLERS) as clock:
+    with timed_networks(CALLERS) as clock, sampled_host_time(HOST_INTERVAL) as host:
         start = time.perf_counter()
         rows = kind.run_cell(config)
         wall = time.perf_counter() - start
@@ -282,6 +289,9 @@ def run_network_study(spec: dict, out: Path) -> dict:
         "reference_seconds": clock.seconds_of("reference"),
         "reference_backend": backend,
         "solver_calls": clock.calls - ref_calls,
+        # where the wall time went, by stack samples (the network's share as a cross-check)
+        "host_samples": host.total,
+        "host_shares": host.shares(),
         "summary": summary.to_dict(orient="records"),
         "rows": df.to_dict(orient="records"),
     }
@@ -368,6 +378,10 @@ def print_report(report: dict, say: Log) -> None:
             f"(target 90%); evaluations: reference {r['reference_calls']} "
             f"({r['reference_backend']}, {r['reference_seconds']:.1f} s), "
             f"solvers {r['solver_calls']}"
+        )
+        say(
+            f"  by {r['host_samples']} stack samples: "
+            + ", ".join(f"{k} {100 * v:.1f}%" for k, v in r["host_shares"].items())
         )
         for row in r["summary"]:
             if r["kind"] == "orders":

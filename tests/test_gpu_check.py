@@ -11,6 +11,7 @@ import pytest
 from _helpers import load_script
 
 import odebench as ob
+from odebench.models.timing import HOST_SECTIONS
 
 pytest.importorskip("diffusers")
 
@@ -72,6 +73,13 @@ def test_network_time_is_accounted_for(small_run, what):
     assert r["solver_calls"] == int(rows["nfe"].sum())
     share = report["network_share"]
     assert 0.0 < share <= 1.0
+    # the stack samples cover the cell and file the network's evaluations as "network"
+    shares = r["host_shares"]
+    assert r["host_samples"] > 0 and math.isclose(sum(shares.values()), 1.0)
+    assert "network" in shares and set(shares) <= {s for s, _ in HOST_SECTIONS} | {
+        "network",
+        "other",
+    }
 
 
 def test_orders_near_the_declared_ones(small_run):

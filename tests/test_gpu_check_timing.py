@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from odebench.models import NetworkModel
-from odebench.models.timing import NetworkTime, timed_networks
+from odebench.models.timing import NetworkTime, sampled_host_time, timed_networks
 
 
 class Slow(torch.nn.Module):
@@ -90,3 +90,45 @@ def test_tells_the_reference_and_its_integrator_apart(backend):
     assert clock.calls == ref.nfe + 2  # the DDIM solve's two evaluations are the solver's
     expected = ref.nfe if backend == "torch" else 0
     assert clock.calls_of("torch integrator") == expected
+
+
+def _busy(seconds: float) -> None:
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+def test_stack_samples_split_network_from_the_rest():
+    """0.3 s inside a network evaluation, 0.3 s busy in this test module ("other"): the
+    samples split about evenly (a wrong section for either would fail), and the helper
+    thread stops with the block."""
+    model, x = _model(0.3), torch.ones(2, 2, dtype=torch.float64)
+    t = torch.tensor(0.5, dtype=torch.float64)
+    with sampled_host_time(0.002) as samples:
+        model(x, t)
+        _busy(0.3)
+    shares = samples.shares()
+    assert set(shares) <= {"network", "other", "timing"}  # timing: the block's own exit
+    assert shares.get("timing", 0.0) < 0.1
+    assert samples.total > 50
+    assert 0.3 < shares["network"] < 0.7 and abs(sum(shares.values()) - 1) < 1e-12
+    total = samples.total
+    time.sleep(0.02)
+    assert samples.total == total  # stopped
+
+
+def test_stack_samples_file_odebench_modules_by_section():
+    from odebench.schedules import get
+
+    sched = get("ddpm-linear-1000")
+    lam = torch.linspace(-5, 5, 2000, dtype=torch.float64)
+    with sampled_host_time(0.001, sections=(("schedule", "odebench.schedules"),)) as samples:
+        end = time.perf_counter() + 0.2
+        while time.perf_counter() < end:
+            sched.t_from_lambda(lam)
+    assert samples.shares().get("schedule", 0.0) > 0.5
+
+
+def test_stack_sampler_refuses_a_bad_interval():
+    with pytest.raises(ValueError, match="interval"), sampled_host_time(0.0):
+        pass
