@@ -10,6 +10,7 @@ steer it without touching the cell config (which would change the cache keys):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import uuid
@@ -49,7 +50,7 @@ def run_cell(config: dict[str, Any]) -> list[dict[str, Any]]:
             "nfe": steps * order,
             "ok": steps % 2 == 0,
         }
-        if steps == config["steps"][0]:
+        if steps == config.get("split_from", {}).get("steps", config["steps"])[0]:
             row["note"] = "first, rung"  # only some rows have it; has a comma
         rows.append(row)
     return rows
@@ -84,3 +85,8 @@ KIND = StudyKind(
     plot=plot,
 )
 register(KIND)
+
+#: The same kind with its step ladder split into one cell per step count (the "first rung"
+#: note is decided by the whole ladder, ``split_from``, so the rows are the same).
+SPLIT_KIND = dataclasses.replace(KIND, name="dummy-split", split_axes=("steps",))
+register(SPLIT_KIND)

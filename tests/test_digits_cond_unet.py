@@ -98,3 +98,23 @@ def test_a_guidance_ladder_runs_the_conditional_network_at_every_scale():
     torch.testing.assert_close(models[0.0](x, 0.4), null(x, 0.4), rtol=0, atol=0)
     ((_, alone),) = guided_models({"model": "trained"}, prob, SCHED, n=4)
     assert alone.card["name"] == "digits-unet"  # no guidance asked: the unconditional network
+
+
+def test_a_split_guidance_cell_runs_what_its_whole_ladder_would():
+    """The runner splits an orders cell's guidance ladder into one cell per scale
+    (``split_from``): the w = 0 cell still runs the conditional network on its null label
+    and still tags its rows, as the unsplit cell does at w = 0."""
+    from odebench.kinds.common.networks import guided_models
+    from odebench.kinds.orders import KIND
+
+    assert "guidance" in KIND.split_axes
+    prob = ob.problems.get("digits-data", SCHED)
+    whole = {"model": "trained", "guidance": [0.0, 2.0]}
+    for w in (0.0, 2.0):
+        split = {"model": "trained", "guidance": [w], "split_from": {"guidance": [0.0, 2.0]}}
+        ((tag, model),) = guided_models(split, prob, SCHED, n=4)
+        want = {t["guidance"]: m for t, m in guided_models(whole, prob, SCHED, n=4)}[w]
+        assert tag == {"guidance": w}
+        assert model.card["name"] == want.card["name"] == NAME
+        x = torch.randn(4, 1, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+        torch.testing.assert_close(model(x, 0.3), want(x, 0.3), rtol=0, atol=0)

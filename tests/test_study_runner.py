@@ -473,6 +473,66 @@ def test_dask_missing_says_how_to_install(
 # ----------------------------------------------------------------------------- cell order
 
 
+def test_split_ladder_gives_one_cell_per_value_and_keeps_the_whole_ladder(tmp_path: Path):
+    from odebench.study.runner import count_cells
+
+    data = {
+        "study": {"name": "s", "kind": "dummy-split"},
+        "grid": {"solvers": ["c", "a"], "steps": [40, 10, 20], "scale": [2.0, 0.5]},
+    }
+    spec = load_study(write_study(tmp_path, data))
+    cells = expand_cells(spec)
+    assert count_cells(spec) == len(cells) == 12
+    # the split axis varies innermost, in file order; every cell sees the whole ladder
+    assert [(c["solvers"], c["scale"], c["steps"]) for c in cells[:4]] == [
+        ("c", 2.0, [40]),
+        ("c", 2.0, [10]),
+        ("c", 2.0, [20]),
+        ("c", 0.5, [40]),
+    ]
+    assert all(c["split_from"] == {"steps": [40, 10, 20]} for c in cells)
+    assert len({cache_key(c, get("dummy-split").version) for c in cells}) == 12
+    assert expand_cells(spec, limit=2) == cells[:2]
+
+
+def test_split_ladder_of_one_value_leaves_the_cells_as_they_were(tmp_path: Path):
+    grid = {"solvers": ["a", "b"], "steps": [8], "scale": [1.0]}
+    split = load_study(
+        write_study(
+            tmp_path, {"study": {"name": "s", "kind": "dummy-split"}, "grid": grid}, "a.toml"
+        )
+    )
+    whole = load_study(
+        write_study(tmp_path, {"study": {"name": "s", "kind": "dummy"}, "grid": grid}, "b.toml")
+    )
+    strip = [{k: v for k, v in c.items() if k != "kind"} for c in expand_cells(split)]
+    assert strip == [{k: v for k, v in c.items() if k != "kind"} for c in expand_cells(whole)]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_split_cells_write_the_bytes_of_unsplit_ones(tmp_path: Path, workers: int) -> None:
+    grid = {"solvers": ["a", "c"], "steps": [4, 8, 16], "scale": [1.0, 3.0]}
+    outs = {}
+    for name in ("dummy", "dummy-split"):
+        data = {"study": {"name": "same", "kind": name}, "grid": grid}
+        out = tmp_path / name
+        result = run_study(write_study(tmp_path, data, f"{name}.toml"), out=out, workers=workers)
+        outs[name] = (result.csv.read_bytes(), result.summary_csv.read_bytes())
+        assert result.n_cells == (12 if name == "dummy-split" else 4)
+    assert outs["dummy"] == outs["dummy-split"]
+    assert b"first, rung" in outs["dummy"][0]
+
+
+def test_split_axes_must_be_ladder_axes_and_split_from_is_reserved() -> None:
+    import dataclasses
+
+    with pytest.raises(ValueError, match="split axes not ladder axes"):
+        dataclasses.replace(dummy.KIND, name="bad-split", split_axes=("scale",)).validate()
+    grid = {**dummy.KIND.grid, "split_from": Field(str)}
+    with pytest.raises(ValueError, match="'split_from' is reserved"):
+        dataclasses.replace(dummy.KIND, name="bad-key", grid=grid).validate()
+
+
 def test_a_pool_starts_the_costliest_cells_first_and_the_csv_keeps_expansion_order():
     from odebench.study.limits import Estimate
     from odebench.study.runner import _Cell, longest_first

@@ -244,6 +244,7 @@ KIND = StudyKind(
     grid=GRID,
     options=OPTIONS,
     ladder_axes=("prediction", "shift", "guidance", "solver", "steps"),
+    split_axes=("guidance",),  # each scale is its own model, reference and ladder
     run_cell=run_cell,
     version="1",
     summarize=summarize,

@@ -58,6 +58,8 @@ __all__ = [
 #: Entry-point group through which installed packages can provide study kinds
 #: (``name = "package.module"`` or ``name = "package.module:KIND"``).
 ENTRY_POINT_GROUP = "odebench.study_kinds"
+#: Config keys the runner sets itself: the kind's name, and the whole ladders of split cells.
+RESERVED_KEYS = ("kind", "split_from")
 
 
 class StudyError(ValueError):
@@ -187,6 +189,13 @@ class StudyKind:
     kind appears as ``odebench NAME`` (:class:`~odebench.study.Command`; flags are generated
     from the fields, so None gives a working command too).
 
+    ``split_axes`` are ladder axes whose values the runner may give a cell each, so that
+    workers share a long ladder (e.g. the guidance scales of a network cell, each its own
+    reference and solves): such a cell gets its own value as a one-element list, and the whole
+    ladder under ``config["split_from"][axis]``, for what depends on its neighbours (which
+    network serves w = 0 in a guidance ladder). The rows, and so the CSV, are those of the
+    unsplit cell, in the same order; only a kind whose ladder values share nothing may split.
+
     ``estimate(config)`` (optional) is the peak memory and time of one cell
     (:class:`~odebench.study.limits.Estimate`), from its sizes; the runner refuses a run whose
     estimate exceeds the limits (:mod:`odebench.study.limits`) before computing anything.
@@ -204,6 +213,7 @@ class StudyKind:
     format_summary: Callable[[StudyResult], str | None] | None = field(default=None, compare=False)
     command: Command | None = field(default=None, compare=False)
     estimate: Callable[[dict[str, Any]], Any] | None = field(default=None, compare=False)
+    split_axes: tuple[str, ...] = ()
 
     def validate(self) -> None:
         """Check that the kind itself is well formed; raise ValueError/TypeError if not.
@@ -238,11 +248,19 @@ class StudyKind:
         clash = set(self.grid) & set(self.options)
         if clash:
             raise ValueError(f"kind {self.name!r}: keys both grid axis and option: {clash}")
-        if "kind" in self.grid or "kind" in self.options:
-            raise ValueError(f"kind {self.name!r}: 'kind' is reserved (the runner sets it)")
+        for reserved in RESERVED_KEYS:
+            if reserved in self.grid or reserved in self.options:
+                raise ValueError(
+                    f"kind {self.name!r}: {reserved!r} is reserved (the runner sets it)"
+                )
         unknown = [a for a in self.ladder_axes if a not in self.grid]
         if unknown:
             raise ValueError(f"kind {self.name!r}: ladder axes not in grid: {unknown}")
+        if not isinstance(self.split_axes, tuple):
+            raise TypeError(f"kind {self.name!r}: split_axes must be a tuple of axis names")
+        unsplittable = [a for a in self.split_axes if a not in self.ladder_axes]
+        if unsplittable:
+            raise ValueError(f"kind {self.name!r}: split axes not ladder axes: {unsplittable}")
         if not callable(self.run_cell):
             raise TypeError(f"kind {self.name!r}: run_cell must be callable")
         if self.format_summary is not None and not callable(self.format_summary):

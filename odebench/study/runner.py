@@ -6,6 +6,9 @@ The runner is generic: everything study-specific lives in the registered kind
 * **Deterministic expansion.** Cells are the cartesian product of the non-ladder axes, axes
   in the kind's declared order, values in file order; ladder axes stay whole inside each
   cell. Each cell config is ``{axis: value, ..., ladder: [values], **options, "kind": name}``.
+  A kind's split axes (``StudyKind.split_axes``) are ladders cut into one cell per value,
+  innermost, each with ``"split_from": {axis: [whole ladder]}``: the same rows in the same
+  order as one cell would give, computed by several workers.
 * **Resumable.** Each cell's rows are cached under ``<out>/.cache/<key>.json`` the moment it
   finishes (see :mod:`odebench.study.cache`); a rerun loads them instead of computing.
 * **All or nothing outputs.** If any cell fails, the run raises :class:`StudyError` naming
@@ -88,17 +91,33 @@ def expand_cells(
     ``limit`` only if given."""
     kind = kind if kind is not None else kinds.get(spec.kind)
     axes = [a for a in kind.grid if a not in kind.ladder_axes]
+    split = _split_axes(spec, kind)
     cells = []
-    combos = itertools.product(*(spec.grid[a] for a in axes))
-    for combo in itertools.islice(combos, limit):
+    combos = itertools.product(
+        itertools.product(*(spec.grid[a] for a in axes)),
+        itertools.product(*(spec.grid[a] for a in split)),
+    )
+    for combo, part in itertools.islice(combos, limit):
         chosen = dict(zip(axes, combo, strict=True))
+        own = dict(zip(split, part, strict=True))
         config: dict[str, Any] = {}
         for axis in kind.grid:
-            config[axis] = chosen[axis] if axis in chosen else list(spec.grid[axis])
+            if axis in chosen:
+                config[axis] = chosen[axis]
+            else:
+                config[axis] = [own[axis]] if axis in own else list(spec.grid[axis])
         config.update(spec.options)
         config["kind"] = kind.name
+        if split:
+            config["split_from"] = {a: list(spec.grid[a]) for a in split}
         cells.append(config)
     return cells
+
+
+def _split_axes(spec: StudySpec, kind: StudyKind) -> list[str]:
+    """The kind's split axes that this study gives more than one value (a one-value ladder
+    stays as it is, so its cells' configs, and cache keys, do not change)."""
+    return [a for a in kind.split_axes if len(spec.grid[a]) > 1]
 
 
 def _execute(run_cell: RunCell, config: dict[str, Any]) -> list[dict[str, Any]]:
@@ -372,7 +391,8 @@ def _plot(kind: StudyKind, df: pd.DataFrame, summary: pd.DataFrame | None, out: 
 def count_cells(spec: StudySpec, kind: StudyKind | None = None) -> int:
     """How many cells ``spec`` expands into (without expanding it)."""
     kind = kind if kind is not None else kinds.get(spec.kind)
-    return math.prod(len(spec.grid[a]) for a in kind.grid if a not in kind.ladder_axes)
+    axes = [a for a in kind.grid if a not in kind.ladder_axes] + _split_axes(spec, kind)
+    return math.prod(len(spec.grid[a]) for a in axes)
 
 
 def longest_first(kind: StudyKind, pending: list[_Cell]) -> list[_Cell]:

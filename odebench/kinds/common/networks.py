@@ -83,9 +83,12 @@ def guided_models(
 ) -> Iterator[tuple[dict[str, float], Any]]:
     """(row tag, eps model) per guidance scale of a cell's ``guidance`` ladder: the tag is
     ``{"guidance": w}`` where the study varies it, ``{}`` for the default [0]. A ladder with
-    any w != 0 runs the class-conditional network at every w, w = 0 on its null label."""
+    any w != 0 runs the class-conditional network at every w, w = 0 on its null label. A
+    split cell (one scale of the ladder, ``split_from``) decides both by the whole ladder, so
+    its rows are those the unsplit cell gives at its scale."""
     scales = [float(w) for w in config.get("guidance", [0.0])]
-    conditional = any(w != 0.0 for w in scales)
+    whole = [float(w) for w in config.get("split_from", {}).get("guidance", scales)]
+    conditional = any(w != 0.0 for w in whole)
     for w in scales:
         model = eps_model(
             config.get("model", "exact"),
@@ -96,7 +99,7 @@ def guided_models(
             n=n,
             conditional=conditional,
         )
-        yield ({"guidance": w} if scales != [0.0] else {}), model
+        yield ({"guidance": w} if whole != [0.0] else {}), model
 
 
 def card_problem(card: dict[str, Any]) -> str:
